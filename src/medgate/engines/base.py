@@ -1,0 +1,28 @@
+"""The engine interface: a batch of chats in, texts and token counts out."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Protocol, Sequence
+
+from medgate.types import Chat, Completion, GenParams
+
+# A tqdm-like factory (vLLM accepts one for its progress bar); None shows no bar.
+ProgressFactory = Callable[..., Any]
+
+
+class Engine(Protocol):
+    """A loaded model. Backends: vllm_offline (vllm.LLM), fake (tests of the plumbing)."""
+
+    def generate(
+        self, chats: Sequence[Chat], params: GenParams, *, progress: ProgressFactory | None = None
+    ) -> list[Completion]:
+        """Answer every chat, in order. An item that cannot run gets a Completion with ``error``."""
+        ...
+
+    def describe(self) -> dict[str, str]:
+        """Engine name, version and device, for reports."""
+        ...
+
+    def close(self) -> None:
+        """Free the model's memory."""
+        ...

@@ -1,0 +1,31 @@
+"""Errors that name what is wrong and where, so a user can fix input without a traceback."""
+
+from __future__ import annotations
+
+
+class MedgateError(Exception):
+    """Base of medgate's own errors."""
+
+
+class ConfigError(MedgateError):
+    """models.toml or a command-line option is wrong; becomes a pytest usage error."""
+
+
+class DataError(MedgateError):
+    """A dataset file is unreadable or an item lacks a field; names file, item and field."""
+
+    def __init__(self, path: object, message: str, *, item: object = None, field: str | None = None):
+        where = str(path)
+        if item is not None:
+            # Callers say "line 7" for line-based files and pass an index for JSON lists.
+            where += f", {item}" if isinstance(item, str) else f", item {item}"
+        if field is not None:
+            where += f", field {field!r}"
+        super().__init__(f"{where}: {message}")
+        self.path = path
+        self.item = item
+        self.field = field
+
+
+class EngineError(MedgateError):
+    """An engine failed to load or died; names the model."""

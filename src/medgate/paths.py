@@ -1,0 +1,16 @@
+"""Where medgate keeps things on disk."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PACKAGE_ROOT = Path(__file__).resolve().parent
+
+
+def cache_dir() -> Path:
+    """Cache for converted models and fingerprints: ``$MEDGATE_CACHE`` or ``~/.cache/medgate``."""
+    configured = os.environ.get("MEDGATE_CACHE")
+    root = Path(configured) if configured else Path.home() / ".cache" / "medgate"
+    root.mkdir(parents=True, exist_ok=True)
+    return root

@@ -1,0 +1,91 @@
+"""The run summary: a verdict table for the terminal and reports/summary.md, plus the
+environment facts every report records. Built from outcome dicts, never from patient text."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+_SYMBOL = {"pass": "PASS", "fail": "FAIL", "no_threshold": "no threshold", "not_computed": "not computed",
+           "error": "ERROR"}
+
+
+def _fmt(value: Any) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+def verdict_rows(outcomes: Iterable[Mapping[str, Any]]) -> list[list[str]]:
+    rows = []
+    for o in sorted(outcomes, key=lambda o: (o["model"], o["task"], o["metric"])):
+        bound = "-"
+        if o.get("threshold") is not None:
+            bound = (">= " if o.get("higher_is_better", True) else "<= ") + _fmt(o["threshold"])
+        rows.append([o["model"], o["task"], o["metric"], _fmt(o.get("value")), bound, _SYMBOL.get(o["status"], o["status"])])
+    return rows
+
+
+_HEADER = ["model", "task", "metric", "value", "threshold", "verdict"]
+
+
+def verdict_table(outcomes: Sequence[Mapping[str, Any]]) -> list[str]:
+    rows = [_HEADER, *verdict_rows(outcomes)]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(_HEADER))]
+    return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+
+
+def environment_properties(outcomes: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+    """Model fingerprints, engine, device, dataset hashes and decoding settings of the run."""
+    props: dict[str, str] = {"python": platform.python_version()}
+    for o in outcomes:
+        prov = o.get("provenance", {})
+        model, task = o["model"], o["task"]
+        for key in ("model_fingerprint", "engine", "engine_version", "device"):
+            if key in prov:
+                props[f"{model}.{key}"] = str(prov[key])
+        if "dataset_hash" in prov:
+            props[f"dataset.{task}"] = f"{prov['dataset_hash']} ({prov.get('data_source', '?')})"
+        if "decoding" in prov:
+            props[f"decoding.{task}"] = json.dumps(prov["decoding"], sort_keys=True)
+    for package in ("vllm", "torch", "transformers", "pytest"):
+        props[f"package.{package}"] = _version(package)
+    return props
+
+
+def _version(package: str) -> str:
+    from importlib import metadata
+
+    for name in (package, f"{package}-cpu"):
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return "not installed"
+
+
+def write_summary(reports_dir: Path, outcomes: Sequence[Mapping[str, Any]]) -> Path:
+    """reports/summary.md (read in ten seconds) and summary.json (for tools)."""
+    reports_dir.mkdir(parents=True, exist_ok=True)
+    rows = verdict_rows(outcomes)
+    failed = [o for o in outcomes if o["status"] in ("fail", "error")]
+    headline = "FAILED" if failed else "PASSED"
+    lines = [f"# medgate: {headline}", ""]
+    lines += [f"- {o['message']}" for o in failed]
+    if failed:
+        lines.append("")
+    lines += ["| " + " | ".join(_HEADER) + " |", "|" + "---|" * len(_HEADER)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    env = environment_properties(outcomes)
+    lines += ["", "## Provenance", ""] + [f"- {k}: {v}" for k, v in sorted(env.items())]
+    path = reports_dir / "summary.md"
+    _atomic_write(path, "\n".join(lines) + "\n")
+    _atomic_write(reports_dir / "summary.json", json.dumps(list(outcomes), indent=1, default=str))
+    return path
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)

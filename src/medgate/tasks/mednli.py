@@ -1,0 +1,92 @@
+"""MedNLI: natural language inference on pairs of sentences from clinical notes.
+
+Protocol (PROTOCOL.md): 3 few-shot examples, 20 new tokens, accuracy. An output is correct when
+the upper-cased gold label occurs exactly once in the upper-cased output; the reference rule is
+kept as it is (so "NOT ENTAILMENT" counts as entailment and a repeated label scores 0). The share
+of outputs that name no valid label is reported beside it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+from medgate.errors import DataError
+from medgate.tasks.base import MetricSpec, TaskSpec, read_jsonl, require_text
+from medgate.types import Chat, Sample
+
+LABELS = ("ENTAILMENT", "NEUTRAL", "CONTRADICTION")
+
+SYSTEM = (
+    "You are a clinician reading two statements taken from a patient's record. "
+    "Decide how SENTENCE_2 relates to SENTENCE_1. "
+    "Answer ENTAILMENT when SENTENCE_2 must be true if SENTENCE_1 is true, "
+    "CONTRADICTION when SENTENCE_2 cannot be true if SENTENCE_1 is true, "
+    "and NEUTRAL when SENTENCE_1 settles neither. "
+    "Reply with one word: ENTAILMENT, NEUTRAL or CONTRADICTION."
+)
+
+
+def load_samples(path: Path) -> list[Sample]:
+    """Read ``mli_test_v1.jsonl``: one JSON object per line with sentence1, sentence2, gold_label."""
+    samples = []
+    for number, row in read_jsonl(path):
+        item = f"line {number}"
+        premise = require_text(path, row, "sentence1", item)
+        hypothesis = require_text(path, row, "sentence2", item)
+        gold = require_text(path, row, "gold_label", item).strip().lower()
+        if gold.upper() not in LABELS:
+            raise DataError(path, f"{gold!r} is not one of entailment, neutral, contradiction", item=item, field="gold_label")
+        pair_id = row.get("pairID", f"line-{number}")
+        samples.append(Sample(id=str(pair_id), fields={"sentence1": premise, "sentence2": hypothesis}, reference=gold))
+    if not samples:
+        raise DataError(path, "no items")
+    return samples
+
+
+def _user_text(sample: Sample) -> str:
+    return f"SENTENCE_1: {sample.fields['sentence1']}\nSENTENCE_2: {sample.fields['sentence2']}"
+
+
+def build_prompt(sample: Sample, shots: Sequence[Sample]) -> Chat:
+    """System message, then each example as a user/assistant turn, then the item."""
+    chat = [{"role": "system", "content": SYSTEM}]
+    for shot in shots:
+        chat.append({"role": "user", "content": _user_text(shot)})
+        chat.append({"role": "assistant", "content": str(shot.reference).upper()})
+    chat.append({"role": "user", "content": _user_text(sample)})
+    return chat
+
+
+def parse_answer(text: str) -> str | None:
+    """The single label the output names, or None when it names none or several."""
+    upper = text.upper()
+    named = [label for label in LABELS if label in upper]
+    return named[0].lower() if len(named) == 1 and upper.count(named[0]) == 1 else None
+
+
+def score_sample(output: str, sample: Sample) -> dict[str, float]:
+    """Reference rule for correctness; ``no_label`` is 1 when no valid label appears at all."""
+    upper = output.upper()
+    correct = upper.count(str(sample.reference).upper()) == 1
+    no_label = not any(label in upper for label in LABELS)
+    return {"accuracy": float(correct), "no_label_rate": float(no_label)}
+
+
+TASK = TaskSpec(
+    name="mednli",
+    title="MedNLI",
+    filename="mli_test_v1.jsonl",
+    fewshot=3,
+    max_new_tokens=20,
+    metrics={
+        "accuracy": MetricSpec("accuracy", "share of items whose gold label occurs exactly once in the output"),
+        "no_label_rate": MetricSpec(
+            "no_label_rate", "share of outputs naming none of the three labels", higher_is_better=False
+        ),
+    },
+    load_samples=load_samples,
+    build_prompt=build_prompt,
+    score_sample=score_sample,
+    prompt_version="mednli-1",
+)

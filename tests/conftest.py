@@ -1,0 +1,45 @@
+"""Helpers for the suite's own tests."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+FIXTURES = REPO / "fixtures"
+
+
+def write_models(path: Path, body: str) -> Path:
+    path.write_text(textwrap.dedent(body), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def fake_models(tmp_path: Path) -> Path:
+    """A models.toml with two fake-engine models (plumbing tests only)."""
+    return write_models(
+        tmp_path / "models.toml",
+        """
+        default = "fake-a"
+
+        [models.fake-a]
+        path = "."
+        backend = "fake"
+        fake_reply = "ENTAILMENT"
+
+        [models.fake-a.thresholds]
+        mednli = { accuracy = 0.9, no_label_rate = 0.5 }
+
+        [models.fake-b]
+        path = "."
+        backend = "fake"
+        fake_reply = "The answer is NEUTRAL."
+        """,
+    )
+
+
+def outcomes(reports_dir: Path) -> list[dict]:
+    return json.loads((reports_dir / "summary.json").read_text())
