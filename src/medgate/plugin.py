@@ -19,7 +19,7 @@ from medgate.devices import assign_devices, visible_pool
 from medgate.errors import ConfigError, MedgateError
 from medgate.paths import PACKAGE_ROOT
 from medgate.session import ModelSession, RunSettings
-from medgate.tasks.base import TaskSpec
+from medgate.tasks.base import ScoringConfig, TaskSpec
 
 MODEL_FIXTURE = "medgate_model"
 SUITE_DIR_NAME = "tests_medical"
@@ -60,6 +60,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "(default: the shipped synthetic fixtures)")
     group.addoption("--limit", dest="medgate_limit", type=_positive_int, default=None, metavar="N",
                     help="score at most N items per task (after the few-shot examples)")
+    group.addoption("--bertscore-encoder", dest="medgate_bertscore_encoder", default="minilm", metavar="NAME",
+                    help="BERTScore encoder: 'minilm' (packaged, offline; default), "
+                         "'allenai/scibert_scivocab_uncased' (the paper's, layer 8) or a local model folder")
+    group.addoption("--bertscore-layers", dest="medgate_bertscore_layers", type=_positive_int, default=None,
+                    metavar="N", help="encoder layer for BERTScore (default: the paper's 8 for SciBERT, else the last)")
     group.addoption("--reports-dir", dest="medgate_reports_dir", default=None, metavar="DIR",
                     help="where reports go (default: reports/ in the rootdir)")
 
@@ -109,7 +114,10 @@ def pytest_configure(config: pytest.Config) -> None:
     reports_dir = Path(reports_opt).resolve() if reports_opt else config.rootpath / "reports"
     config.stash[STATE] = State(
         registry=registry, models=models,
-        settings=RunSettings(data_dir=data_dir, data_source=source, limit=config.getoption("medgate_limit")),
+        settings=RunSettings(
+            data_dir=data_dir, data_source=source, limit=config.getoption("medgate_limit"),
+            scoring=ScoringConfig(config.getoption("medgate_bertscore_encoder"), config.getoption("medgate_bertscore_layers")),
+        ),
         reports_dir=reports_dir, outcomes=[],
     )
     _place_on_devices(config, list(models.values()))

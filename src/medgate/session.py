@@ -14,7 +14,8 @@ from medgate.engines import Engine, make_engine
 from medgate.errors import MedgateError
 from medgate.fingerprint import fingerprint, resolve_location
 from medgate.runner import TaskPlan, plan_task, score
-from medgate.tasks.base import TaskSpec
+from medgate.tasks.base import PromptContext, ScoringConfig, TaskSpec
+from medgate.tokenization import model_context
 from medgate.types import TaskResult
 
 
@@ -23,6 +24,7 @@ class RunSettings:
     data_dir: Path
     data_source: str  # "synthetic" (shipped fixtures) or "user"
     limit: int | None
+    scoring: ScoringConfig = ScoringConfig()
 
 
 class ModelSession:
@@ -35,6 +37,8 @@ class ModelSession:
         self.settings = settings
         self._quiet_capture = quiet_capture
         self._engine: Engine | None = None
+        self._location: str | None = None
+        self._context: PromptContext | None = None
         self._engine_error: MedgateError | None = None
         self._results: dict[str, TaskResult | MedgateError] = {}
         self.provenance: dict[str, str] = {"model": spec.name}
@@ -47,16 +51,27 @@ class ModelSession:
         if self._engine is None:
             try:
                 started = time.monotonic()
-                location = resolve_location(self.spec)
-                self.provenance["model_location"] = location
-                self.provenance["model_fingerprint"] = fingerprint(self.spec, location)
-                self._engine = make_engine(self.spec, location)
+                self._engine = make_engine(self.spec, self.location)
                 self.provenance.update(self._engine.describe())
                 self.load_seconds = time.monotonic() - started
             except MedgateError as exc:
                 self._engine_error = exc
                 raise
         return self._engine
+
+    @property
+    def location(self) -> str:
+        """Where the model's files are (the embedded model is converted on first use)."""
+        if self._location is None:
+            self._location = resolve_location(self.spec)
+            self.provenance["model_location"] = self._location
+            self.provenance["model_fingerprint"] = fingerprint(self.spec, self._location)
+        return self._location
+
+    def prompt_context(self) -> PromptContext:
+        if self._context is None:
+            self._context = model_context(self.spec, self.location)
+        return self._context
 
     def result(self, task: TaskSpec) -> TaskResult:
         cached = self._results.get(task.name)
@@ -65,7 +80,8 @@ class ModelSession:
         if cached is not None:
             return cached
         try:
-            plan = plan_task(task, self.settings.data_dir, self.settings.limit)
+            context = self.prompt_context() if task.prepare is not None else None
+            plan = plan_task(task, self.settings.data_dir, self.settings.limit, context)
             result = self._generate_and_score(plan)
         except MedgateError as exc:
             self._results[task.name] = exc
@@ -79,7 +95,7 @@ class ModelSession:
         with self._quiet_capture():
             completions = engine.generate(plan.chats, plan.params, progress=self._progress(plan.task.name))
         seconds = time.monotonic() - started
-        result = score(plan, completions, self.spec.name)
+        result = score(plan, completions, self.spec.name, self.settings.scoring)
         result.provenance.update(self.provenance)
         result.provenance["data_source"] = self.settings.data_source
         result.provenance["generation_seconds"] = round(seconds, 3)

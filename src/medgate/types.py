@@ -57,6 +57,7 @@ class ItemRecord:
     completion_tokens: int
     output: str
     error: str | None = None
+    meta: Mapping[str, Any] = field(default_factory=dict)  # e.g. LongHealth's packing counts
 
 
 @dataclass

@@ -54,6 +54,22 @@ def environment_properties(outcomes: Sequence[Mapping[str, Any]]) -> dict[str, s
     return props
 
 
+def scoring_notes(outcomes: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+    """Encoders used, LongHealth packing counts and reasons metrics were not computed."""
+    notes: dict[str, str] = {}
+    for o in outcomes:
+        prov, key = o.get("provenance", {}), f"{o['model']} {o['task']}"
+        if "bertscore_encoder" in prov:
+            notes[f"{key} BERTScore encoder"] = str(prov["bertscore_encoder"])
+        if "packing" in prov:
+            p = prov["packing"]
+            notes[f"{key} packing"] = (f"{p.get('prompts', 0)} prompts, {p.get('tokens_kept', 0)} tokens kept, "
+                                       f"{p.get('tokens_cut', 0)} cut, answer span cut in {p.get('answer_span_cut', 0)}")
+        if o["status"] == "not_computed":
+            notes[f"{key} {o['metric']}"] = o["message"].split(": not computed: ", 1)[-1]
+    return notes
+
+
 def _version(package: str) -> str:
     from importlib import metadata
 
@@ -79,6 +95,9 @@ def write_summary(reports_dir: Path, outcomes: Sequence[Mapping[str, Any]]) -> P
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     env = environment_properties(outcomes)
     lines += ["", "## Provenance", ""] + [f"- {k}: {v}" for k, v in sorted(env.items())]
+    notes = scoring_notes(outcomes)
+    if notes:
+        lines += ["", "## Scoring notes", ""] + [f"- {k}: {v}" for k, v in sorted(notes.items())]
     path = reports_dir / "summary.md"
     _atomic_write(path, "\n".join(lines) + "\n")
     _atomic_write(reports_dir / "summary.json", json.dumps(list(outcomes), indent=1, default=str))

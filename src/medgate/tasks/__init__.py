@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from medgate.tasks import mednli
+from medgate.tasks import longhealth, medisumcode, medisumqa, mednli, meqsum, problem_summary
 from medgate.tasks.base import MetricSpec, TaskSpec
 
 TASKS: dict[str, TaskSpec] = {
-    mednli.TASK.name: mednli.TASK,
+    task.name: task
+    for task in (mednli.TASK, meqsum.TASK, problem_summary.TASK, medisumqa.TASK, medisumcode.TASK, longhealth.TASK)
 }
 
 __all__ = ["TASKS", "MetricSpec", "TaskSpec"]

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Sequence
 
 from medgate.errors import DataError
-from medgate.tasks.base import MetricSpec, TaskSpec, read_jsonl, require_text
+from medgate.tasks.base import fewshot_chat, MetricSpec, TaskSpec, read_jsonl, require_text
 from medgate.types import Chat, Sample
 
 LABELS = ("ENTAILMENT", "NEUTRAL", "CONTRADICTION")
@@ -50,12 +50,7 @@ def _user_text(sample: Sample) -> str:
 
 def build_prompt(sample: Sample, shots: Sequence[Sample]) -> Chat:
     """System message, then each example as a user/assistant turn, then the item."""
-    chat = [{"role": "system", "content": SYSTEM}]
-    for shot in shots:
-        chat.append({"role": "user", "content": _user_text(shot)})
-        chat.append({"role": "assistant", "content": str(shot.reference).upper()})
-    chat.append({"role": "user", "content": _user_text(sample)})
-    return chat
+    return fewshot_chat(SYSTEM, _user_text, sample, shots, answer=lambda shot: str(shot.reference).upper())
 
 
 def parse_answer(text: str) -> str | None:

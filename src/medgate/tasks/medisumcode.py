@@ -1,0 +1,104 @@
+"""MeDiSumCode: assign ICD-10 codes to a discharge summary.
+
+Protocol (PROTOCOL.md): JSON list of {hadm_id, text, icd_codes: [{code, description}]} with codes
+without dots, 1 few-shot example answered "ICD-10 Codes: A, B", 512 new tokens. Codes are parsed
+with the reference pattern and dots removed. Exact P/R/F1 on code lists, approximate P/R/F1 on
+sets of 3-character prefixes, and the share of parsed codes that exist in ICD-10-CM.
+Fix: a document without gold codes is a data error, not a division by zero.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Sequence
+
+from medgate.errors import DataError
+from medgate.metrics.sets import prf
+from medgate.tasks.base import fewshot_chat, MetricSpec, TaskSpec, read_json_list, require_text
+from medgate.types import Chat, Sample
+
+CODE_RE = re.compile(r"\b[A-TV-Z][0-9]{2}(?:\.?[0-9A-Z]{1,4})?\b")
+
+SYSTEM = (
+    "You are a certified clinical coder. Read the discharge summary and assign the ICD-10-CM "
+    "diagnosis codes it supports. Reply with the codes only, separated by commas."
+)
+_START, _END = "### DISCHARGE LETTER ###", "### END OF LETTER ###"
+
+
+def parse_codes(text: str) -> list[str]:
+    """Every code-shaped token in order, dots removed, duplicates kept."""
+    return [match.replace(".", "") for match in CODE_RE.findall(text)]
+
+
+def is_valid_code(code: str) -> bool:
+    import icd10
+
+    return icd10.find(code) is not None
+
+
+def load_samples(path: Path) -> list[Sample]:
+    samples = []
+    for index, row in read_json_list(path):
+        text = require_text(path, row, "text", index)
+        if "hadm_id" not in row:
+            raise DataError(path, "missing field", item=index, field="hadm_id")
+        codes = row.get("icd_codes")
+        if not isinstance(codes, list):
+            raise DataError(path, "missing field" if codes is None else "expected a list", item=index, field="icd_codes")
+        if not codes:
+            raise DataError(path, "no gold codes: recall would divide by zero", item=index, field="icd_codes")
+        gold = []
+        for position, entry in enumerate(codes):
+            code = entry.get("code") if isinstance(entry, dict) else None
+            if not isinstance(code, str) or not code.strip():
+                raise DataError(path, "expected {code, description} with a code", item=index, field=f"icd_codes[{position}].code")
+            gold.append(code.strip().replace(".", "").upper())
+        samples.append(Sample(id=str(row["hadm_id"]), fields={"text": text}, reference=gold))
+    if not samples:
+        raise DataError(path, "no items")
+    return samples
+
+
+def _user_text(sample: Sample) -> str:
+    return f"{_START}\n{sample.fields['text']}\n{_END}\nList only the ICD-10 codes of this stay."
+
+
+def build_prompt(sample: Sample, shots: Sequence[Sample]) -> Chat:
+    return fewshot_chat(SYSTEM, _user_text, sample, shots, answer=lambda shot: "ICD-10 Codes: " + ", ".join(shot.reference))
+
+
+def score_codes(predicted: Sequence[str], gold: Sequence[str]) -> dict[str, float]:
+    exact = prf(predicted, gold)
+    approx = prf({c[:3] for c in predicted}, {c[:3] for c in gold})
+    valid = sum(map(is_valid_code, predicted)) / len(predicted) if predicted else 0.0
+    return {
+        "exact_p": exact.precision, "exact_r": exact.recall, "exact_f1": exact.f1,
+        "approx_p": approx.precision, "approx_r": approx.recall, "approx_f1": approx.f1,
+        "valid_ratio": valid,
+    }
+
+
+def score_sample(output: str, sample: Sample) -> dict[str, float]:
+    return score_codes(parse_codes(output), sample.reference)
+
+
+_DESCRIPTIONS = {
+    "exact_p": "exact code precision (predicted list)", "exact_r": "exact code recall", "exact_f1": "exact code F1",
+    "approx_p": "3-character category precision", "approx_r": "3-character category recall",
+    "approx_f1": "3-character category F1", "valid_ratio": "share of parsed codes that exist in ICD-10-CM",
+}
+
+TASK = TaskSpec(
+    name="medisumcode",
+    title="MeDiSumCode",
+    filename="MeDiSumCode.json",
+    fewshot=1,
+    max_new_tokens=512,
+    metrics={name: MetricSpec(name, text) for name, text in _DESCRIPTIONS.items()},
+    load_samples=load_samples,
+    build_prompt=build_prompt,
+    score_sample=score_sample,
+    prompt_version="medisumcode-1",
+)

@@ -1,0 +1,59 @@
+"""MeDiSumQA: answer a question about a discharge summary.
+
+Protocol (PROTOCOL.md): JSON list of {discharge_summary, Question, Answer}, 1 few-shot example,
+512 new tokens, ROUGE, BERTScore, UMLS concept F1.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+from medgate.errors import DataError
+from medgate.metrics.summary import score_texts, text_metrics
+from medgate.tasks.base import fewshot_chat, BatchScores, ScoringConfig, TaskSpec, read_json_list, require_text
+from medgate.types import Chat, Sample
+
+SYSTEM = (
+    "You are a physician answering a patient's question about their own hospital stay. Use "
+    "only the discharge summary you are given and answer in one or two plain sentences."
+)
+_START, _END = "<<< DISCHARGE SUMMARY >>>", "<<< END OF DISCHARGE SUMMARY >>>"
+
+
+def load_samples(path: Path) -> list[Sample]:
+    samples = []
+    for index, row in read_json_list(path):
+        summary = require_text(path, row, "discharge_summary", index)
+        question = require_text(path, row, "Question", index)
+        answer = require_text(path, row, "Answer", index)
+        samples.append(Sample(id=str(row.get("id", index)), fields={"summary": summary, "question": question}, reference=answer))
+    if not samples:
+        raise DataError(path, "no items")
+    return samples
+
+
+def _user_text(sample: Sample) -> str:
+    return f"{_START}\n{sample.fields['summary']}\n{_END}\nQuestion: {sample.fields['question']}\nAnswer briefly."
+
+
+def build_prompt(sample: Sample, shots: Sequence[Sample]) -> Chat:
+    return fewshot_chat(SYSTEM, _user_text, sample, shots)
+
+
+def score_batch(outputs: Sequence[str], samples: Sequence[Sample], scoring: ScoringConfig) -> BatchScores:
+    return score_texts(outputs, [s.reference for s in samples], scoring, with_umls=True)
+
+
+TASK = TaskSpec(
+    name="medisumqa",
+    title="MeDiSumQA",
+    filename="MeDiSumQA.json",
+    fewshot=1,
+    max_new_tokens=512,
+    metrics=text_metrics(with_umls=True),
+    load_samples=load_samples,
+    build_prompt=build_prompt,
+    score_batch=score_batch,
+    prompt_version="medisumqa-1",
+)

@@ -1,0 +1,73 @@
+"""MeQSum: summarise a consumer health question into one short question.
+
+Protocol (PROTOCOL.md): sheet ``QS`` of the xlsx (File, CHQ, Summary), 3 few-shot examples,
+512 new tokens, ROUGE-1/2/L and BERTScore P/R/F1; summaries are used as they are.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+from medgate.errors import DataError
+from medgate.metrics.summary import score_texts, text_metrics
+from medgate.tasks.base import fewshot_chat, BatchScores, ScoringConfig, TaskSpec, read_table, require_columns
+from medgate.types import Chat, Sample
+
+SHEET = "QS"
+COLUMNS = ("File", "CHQ", "Summary")
+
+SYSTEM = (
+    "You are a medical librarian. Patients write long, informal questions; you rewrite each "
+    "one as a single short question that keeps only what the person needs answered. "
+    "Reply with that one question and nothing else."
+)
+_DELIMITER = "=" * 20
+
+
+def load_samples(path: Path) -> list[Sample]:
+    """The xlsx sheet QS, or a CSV with the same columns."""
+    rows = read_table(path, sheet=SHEET)
+    require_columns(path, rows, COLUMNS)
+    samples = []
+    for number, row in rows:
+        item = f"row {number}"
+        texts = {}
+        for column in COLUMNS:
+            value = row.get(column)
+            if not isinstance(value, str) or not value.strip():
+                problem = "empty value" if value in ("", None) else f"expected text, got {type(value).__name__}"
+                raise DataError(path, problem, item=item, field=column)
+            texts[column] = value.strip()
+        samples.append(Sample(id=texts["File"], fields={"question": texts["CHQ"]}, reference=texts["Summary"]))
+    if not samples:
+        raise DataError(path, "no items")
+    return samples
+
+
+def _user_text(sample: Sample) -> str:
+    return f"Consumer health question:\n{_DELIMITER}\n{sample.fields['question']}\n{_DELIMITER}\nWrite it as one short question."
+
+
+def build_prompt(sample: Sample, shots: Sequence[Sample]) -> Chat:
+    return fewshot_chat(SYSTEM, _user_text, sample, shots)
+
+
+def score_batch(outputs: Sequence[str], samples: Sequence[Sample], scoring: ScoringConfig) -> BatchScores:
+    return score_texts(outputs, [s.reference for s in samples], scoring, with_umls=False)
+
+
+TASK = TaskSpec(
+    name="meqsum",
+    title="MeQSum",
+    filename="MeQSum_ACL2019_BenAbacha_Demner-Fushman.xlsx",
+    alt_filenames=("MeQSum_ACL2019_BenAbacha_Demner-Fushman.csv",),
+    fewshot=3,
+    max_new_tokens=512,
+    metrics=text_metrics(with_umls=False),
+    load_samples=load_samples,
+    build_prompt=build_prompt,
+    score_batch=score_batch,
+    prompt_version="meqsum-1",
+    credentialed=False,  # public data (no patient record text)
+)

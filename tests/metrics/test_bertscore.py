@@ -1,0 +1,30 @@
+import pytest
+
+from medgate.errors import ConfigError
+from medgate.metrics.bertscore import PAPER_ENCODER, bertscore, packaged_minilm, resolve_encoder
+
+
+def test_default_encoder_is_the_packaged_minilm_on_its_last_layer():
+    encoder = resolve_encoder()
+    assert encoder.model == str(packaged_minilm()) and encoder.num_layers == 6
+    assert "layer 6" in encoder.describe() and "no idf" in encoder.describe()
+
+
+def test_paper_encoder_defaults_to_layer_8_and_unknown_hub_needs_a_layer():
+    assert resolve_encoder(PAPER_ENCODER).num_layers == 8
+    with pytest.raises(ConfigError, match="give its layer"):
+        resolve_encoder("someone/some-encoder")
+    assert resolve_encoder("someone/some-encoder", 4).num_layers == 4
+
+
+def test_scores_offline_identity_order_and_empty_prediction():
+    encoder = resolve_encoder()
+    refs = ["The patient has community-acquired pneumonia.", "Stop ibuprofen and take acetaminophen."]
+    same = bertscore(refs, refs, encoder)
+    assert all(s["bertscore_f1"] == pytest.approx(1.0, abs=1e-4) for s in same)
+    scored = bertscore(["Pneumonia in the right lung.", ""], refs, encoder)
+    assert 0.0 < scored[0]["bertscore_f1"] < 1.0
+    assert scored[1] == {"bertscore_p": 0.0, "bertscore_r": 0.0, "bertscore_f1": 0.0}
+    related = bertscore(["The patient has pneumonia."], refs[:1], encoder)[0]["bertscore_f1"]
+    unrelated = bertscore(["The invoice is due on Friday."], refs[:1], encoder)[0]["bertscore_f1"]
+    assert related > unrelated

@@ -1,0 +1,10 @@
+"""Problem Summary over every selected model: one test per metric, each gated by models.toml."""
+
+import pytest
+
+from medgate.tasks.problem_summary import TASK  # the task this module gates (read by the medgate_task fixture)
+
+
+@pytest.mark.parametrize("metric", TASK.metric_names)
+def test_problem_summary(medgate_task, metric):
+    medgate_task.gate(metric)
