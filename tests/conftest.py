@@ -17,6 +17,14 @@ def write_models(path: Path, body: str) -> Path:
     return path
 
 
+@pytest.fixture(autouse=True)
+def private_generation_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Each test (and the pytest sessions it starts) gets its own generation cache."""
+    path = tmp_path_factory.mktemp("generations") / "generations.sqlite"
+    monkeypatch.setenv("MEDGATE_GENERATIONS", str(path))
+    return path
+
+
 @pytest.fixture
 def fake_models(tmp_path: Path) -> Path:
     """A models.toml with two fake-engine models (plumbing tests only)."""

@@ -53,7 +53,7 @@ def test_valid_file_parses(tmp_path):
         ('[models.m]\npath = "."\nchat_template = "nope"', "models.m.chat_template", "neither a built-in template"),
         ('default = "x"\n[models.m]\npath = "."', "default", "not a model in this file"),
         ('verbose = true', "verbose", "unknown top-level key"),
-        ('[models.m]\npath = "."\nbackend = "tgi"', "models.m.backend", "one of vllm, fake"),
+        ('[models.m]\npath = "."\nbackend = "tgi"', "models.m.backend", "one of vllm, openai, fake"),
         ('[models.Llama-3.1-8B]\nhub = "a/b"', "models.Llama-3.1-8B", "must be quoted"),
         ("[models.m\npath = '.'", "", "not valid TOML"),
     ],

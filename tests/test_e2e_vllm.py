@@ -4,6 +4,8 @@ here), run once for the module; each test checks one promise of that run."""
 from __future__ import annotations
 
 import json
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -16,11 +18,14 @@ from tests.conftest import REPO, outcomes
 
 @pytest.fixture(scope="module")
 def main_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess, Path]:
-    reports = tmp_path_factory.mktemp("e2e") / "reports"
+    root = tmp_path_factory.mktemp("e2e")
+    reports = root / "reports"
+    # A fresh generation cache, so the engine really generates every answer.
+    env = {**os.environ, "MEDGATE_GENERATIONS": str(root / "generations.sqlite")}
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "tests_medical", "--model", "smollm2", f"--reports-dir={reports}",
          "-p", "no:cacheprovider"],
-        cwd=REPO, capture_output=True, text=True, timeout=1500,
+        cwd=REPO, capture_output=True, text=True, timeout=1500, env=env,
     )
     return proc, reports
 
@@ -28,9 +33,12 @@ def main_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.Compl
 def test_main_job_passes_and_shows_progress(main_run):
     proc, _ = main_run
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert "failed" not in proc.stdout.splitlines()[-1] and "error" not in proc.stdout.splitlines()[-1]
-    for task in TASKS:  # a progress bar per task: items done of total, tokens per second
-        assert f"smollm2 {task} generated: 100%" in proc.stderr
+    last = proc.stdout.splitlines()[-1]
+    assert not re.search(r"\b\d+ (failed|errors?)\b", last) and "3 xfailed" in last
+    # one batched generation for all six tasks, with a bar: items done of total, tokens per second
+    done = re.search(r"smollm2 all tasks generated: 100%\|[^|]*\| (\d+)/(\d+)", proc.stderr)
+    # 297 prompts; identical ones (LongHealth shuffles that coincide) are generated once
+    assert done and done.group(1) == done.group(2) and 250 <= int(done.group(1)) <= 297
     assert "toks/s" in proc.stderr
 
 
@@ -53,8 +61,12 @@ def test_every_metric_of_all_six_tasks_is_reported(main_run):
     for (task, metric), o in found.items():
         if metric.startswith("umls"):
             assert o["status"] == "not_computed" and "scispaCy" in o["message"]
+        elif task == "longhealth":  # below its floor, marked as a known gap in models.toml
+            assert o["status"] == "known_gap" and o["value"] < 0.25
         else:
             assert o["status"] in ("pass", "no_threshold") and o["value"] is not None, (task, metric, o["message"])
+        if o["value"] is not None:
+            assert o["low"] <= o["value"] <= o["high"]  # every metric carries its 95% interval
     gated = [o for o in found.values() if o["status"] == "pass"]
     assert len(gated) >= 15  # every threshold in models.toml for smollm2 was checked
 
@@ -71,7 +83,7 @@ def test_allure_results_and_environment(main_run):
     _, reports = main_run
     results = [json.loads(p.read_text()) for p in (reports / "allure-results").glob("*-result.json")]
     assert len(results) == sum(len(t.metrics) for t in TASKS.values())
-    assert {r["status"] for r in results} <= {"passed", "skipped"}
+    assert {r["status"] for r in results} <= {"passed", "skipped"}  # xfail shows as skipped in Allure
     env = (reports / "allure-results" / "environment.properties").read_text()
     fingerprint = next(o for o in outcomes(reports))["provenance"]["model_fingerprint"]
     assert f"smollm2.model_fingerprint={fingerprint.replace(':', chr(92) + ':')}" in env

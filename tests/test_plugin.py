@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -65,7 +66,7 @@ def test_thresholds_pass_fail_and_skip_with_clear_messages(suite, fake_models):
     result.assert_outcomes(passed=1, failed=1, skipped=2)
     out = result.stdout.str()
     expected = share_of_entailment_items()
-    assert f"fake-a mednli accuracy = {expected:.4f} is below the floor 0.9000" in out
+    assert re.search(rf"fake-a mednli accuracy = {expected:.4f} \(95% CI 0\.\d{{4}} to 0\.\d{{4}}\) is below the floor 0\.9000", out)
     assert "fake-b mednli accuracy = " in out and "(no threshold set for this model)" in out
     by_key = {(o["model"], o["metric"]): o for o in outcomes(suite.path / "reports")}
     assert by_key[("fake-a", "accuracy")]["status"] == "fail"
@@ -73,7 +74,7 @@ def test_thresholds_pass_fail_and_skip_with_clear_messages(suite, fake_models):
     assert by_key[("fake-b", "accuracy")]["status"] == "no_threshold"
     summary = (suite.path / "reports" / "summary.md").read_text()
     assert summary.startswith("# medgate: FAILED")
-    assert f"| fake-a | mednli | accuracy | {expected:.4f} | >= 0.9000 | FAIL |" in summary
+    assert re.search(rf"\| fake-a \| mednli \| accuracy \| {expected:.4f} \| 0\.\d{{4}}-0\.\d{{4}} \| >= 0\.9000 \| - \| FAIL \|", summary)
 
 
 def test_limit_caps_items_per_task(suite, fake_models):
@@ -113,14 +114,22 @@ def test_broken_data_row_errors_the_task_with_file_line_and_field(suite, fake_mo
     out = result.stdout.str()
     assert f"DataError: {data / 'mli_test_v1.jsonl'}, line 7, field 'sentence2': missing field" in out
     assert "Traceback" not in out and "raise DataError" not in out
+    errors = outcomes(suite.path / "reports")  # the summary lists what errored, not only verdicts
+    assert len(errors) == 4 and {o["status"] for o in errors} == {"error"}
+    assert "line 7, field 'sentence2'" in errors[0]["message"]
+    assert (suite.path / "reports" / "summary.md").read_text().startswith("# medgate: FAILED")
 
 
-def test_missing_data_file_names_the_file(suite, fake_models, tmp_path):
+def test_missing_data_file_skips_the_task_unless_it_was_asked_for(suite, fake_models, tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
-    result = run(suite, fake_models, "tests_medical", "--model", "fake-a", data_dir=empty)
-    result.assert_outcomes(errors=2)
+    result = run(suite, fake_models, "tests_medical", "--model", "fake-a", "-rs", data_dir=empty)
+    result.assert_outcomes(skipped=2)
     assert f"{empty / 'mli_test_v1.jsonl'}: MedNLI data file not found" in result.stdout.str()
+    for asked in (["tests_medical/test_mednli.py"], ["tests_medical", "-k", "mednli"]):
+        result = run(suite, fake_models, *asked, "--model", "fake-a", data_dir=empty)
+        result.assert_outcomes(errors=2)
+        assert f"{empty / 'mli_test_v1.jsonl'}: MedNLI data file not found" in result.stdout.str()
 
 
 def test_allure_results_carry_labels_parameters_and_metric_json(suite, fake_models):

@@ -15,7 +15,8 @@ from typing import Any, Mapping
 from medgate.errors import ConfigError
 from medgate.tasks import TASKS
 
-BACKENDS = ("vllm", "fake")
+BACKENDS = ("vllm", "openai", "fake")
+_ENV_RE = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _SOURCES = ("embedded", "path", "hub")
 EMBEDDED_MODELS = ("smollm2",)
@@ -35,16 +36,38 @@ class ModelSpec:
     dtype: str = "auto"
     max_model_len: int = 4096
     tensor_parallel_size: int = 1
+    pipeline_parallel_size: int = 1
+    distributed_executor_backend: str | None = None  # "mp" or "ray" (multi-node), vLLM's choice if unset
     gpu_memory_utilization: float = 0.9
     enforce_eager: bool = False
     seed: int = 0
     cpu_kv_cache_gib: int = 2
     fake_reply: str = ""
+    base_url_env: str = "MEDGATE_OPENAI_BASE_URL"  # backend openai: variables holding URL and key
+    api_key_env: str = "MEDGATE_OPENAI_API_KEY"
+    served_model: str | None = None  # the name the server knows; default: the hub id or path
+    concurrency: int = 8
+    request_timeout: float = 300.0
+    max_retries: int = 3
+    gate_on: str = "point"  # "point": the value must clear the threshold; "interval": its 95% bound
+    tolerance: float = 0.0  # regression tolerance for every metric, unless ``tolerances`` says otherwise
     thresholds: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    tolerances: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
+    expected_failures: Mapping[str, str] = field(default_factory=dict)
     registered: bool = True
 
     def threshold(self, task: str, metric: str) -> float | None:
         return self.thresholds.get(task, {}).get(metric)
+
+    def tolerance_for(self, task: str, metric: str) -> float:
+        return self.tolerances.get(task, {}).get(metric, self.tolerance)
+
+    @property
+    def gpus_per_engine(self) -> int:
+        """GPUs one engine needs on this node; a Ray cluster places them itself (none pinned here)."""
+        if self.backend != "vllm" or self.distributed_executor_backend == "ray":
+            return 0
+        return self.tensor_parallel_size * self.pipeline_parallel_size
 
 
 # key -> (python types, check, description); the check returns True when the value is allowed.
@@ -59,12 +82,23 @@ _FIELDS: dict[str, tuple[tuple[type, ...], Any, str]] = {
     "dtype": ((str,), lambda v: v in ("auto", "bfloat16", "float16", "float32"), "auto, bfloat16, float16 or float32"),
     "max_model_len": ((int,), lambda v: v > 0, "a positive integer"),
     "tensor_parallel_size": ((int,), lambda v: v >= 1, "an integer >= 1"),
+    "pipeline_parallel_size": ((int,), lambda v: v >= 1, "an integer >= 1"),
+    "distributed_executor_backend": ((str,), lambda v: v in ("mp", "ray"), "mp or ray"),
     "gpu_memory_utilization": ((float, int), lambda v: 0 < v <= 1, "a number in (0, 1]"),
     "enforce_eager": ((bool,), lambda v: True, "true or false"),
     "seed": ((int,), lambda v: True, "an integer"),
     "cpu_kv_cache_gib": ((int,), lambda v: v > 0, "a positive integer"),
     "fake_reply": ((str,), lambda v: True, "a string"),
+    "gate_on": ((str,), lambda v: v in ("point", "interval"), "point or interval"),
+    "base_url_env": ((str,), lambda v: bool(_ENV_RE.match(v)), "an environment variable name"),
+    "api_key_env": ((str,), lambda v: bool(_ENV_RE.match(v)), "an environment variable name"),
+    "served_model": ((str,), lambda v: bool(v), "a non-empty model name"),
+    "concurrency": ((int,), lambda v: 1 <= v <= 1024, "an integer in [1, 1024]"),
+    "request_timeout": ((float, int), lambda v: v > 0, "a positive number of seconds"),
+    "max_retries": ((int,), lambda v: 0 <= v <= 20, "an integer in [0, 20]"),
+    "tolerance": ((float, int), lambda v: 0 <= v <= 1, "a number in [0, 1]"),
 }
+_TABLES = ("thresholds", "tolerances", "expected_failures")
 
 BUILTIN_TEMPLATES = Path(__file__).resolve().parent / "chat_templates"
 
@@ -146,13 +180,13 @@ def _parse_model(name: str, entry: Mapping[str, Any], path: Path, fail: Any) -> 
     key = f"models.{name}"
     values: dict[str, Any] = {}
     for field_name, value in entry.items():
-        if field_name == "thresholds":
+        if field_name in _TABLES:
             continue
         if field_name not in _FIELDS:
             if isinstance(value, dict):
                 raise fail(f"{key}.{field_name}", "unknown key; a model name holding dots must be quoted: "
                            f'[models."{name}.{field_name}"]')
-            raise fail(f"{key}.{field_name}", f"unknown key (allowed: {', '.join(sorted([*_FIELDS, 'thresholds']))})")
+            raise fail(f"{key}.{field_name}", f"unknown key (allowed: {', '.join(sorted([*_FIELDS, *_TABLES]))})")
         types, check, description = _FIELDS[field_name]
         # bool is an int in Python; keep "true" out of integer fields.
         if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
@@ -169,10 +203,21 @@ def _parse_model(name: str, entry: Mapping[str, Any], path: Path, fail: Any) -> 
         location = str((path.parent / Path(location).expanduser()).resolve())
     if "chat_template" in values:
         values["chat_template"] = str(_resolve_template(values["chat_template"], path, f"{key}.chat_template", fail))
-    if "gpu_memory_utilization" in values:
-        values["gpu_memory_utilization"] = float(values["gpu_memory_utilization"])
-    thresholds = _parse_thresholds(entry.get("thresholds", {}), f"{key}.thresholds", fail)
-    return ModelSpec(name=name, source=source, location=location, thresholds=thresholds, **values)
+    for number_field in ("gpu_memory_utilization", "tolerance", "request_timeout"):
+        if number_field in values:
+            values[number_field] = float(values[number_field])
+    thresholds = _parse_metric_table(entry.get("thresholds", {}), f"{key}.thresholds", fail, tolerance=False)
+    tolerances = _parse_metric_table(entry.get("tolerances", {}), f"{key}.tolerances", fail, tolerance=True)
+    expected = entry.get("expected_failures", {})
+    if not isinstance(expected, dict):
+        raise fail(f"{key}.expected_failures", f"must be a table of task = reason, got {_type_name(expected)}")
+    for task_name, reason in expected.items():
+        if task_name not in TASKS:
+            raise fail(f"{key}.expected_failures.{task_name}", f"unknown task (known: {', '.join(TASKS)})")
+        if not isinstance(reason, str) or not reason.strip():
+            raise fail(f"{key}.expected_failures.{task_name}", "must be a non-empty reason")
+    return ModelSpec(name=name, source=source, location=location, thresholds=thresholds, tolerances=tolerances,
+                     expected_failures=dict(expected), **values)
 
 
 def _resolve_template(value: str, path: Path, key: str, fail: Any) -> Path:
@@ -186,7 +231,8 @@ def _resolve_template(value: str, path: Path, key: str, fail: Any) -> Path:
     raise fail(key, f"{value!r} is neither a built-in template ({names}) nor a file next to {path.name}")
 
 
-def _parse_thresholds(raw: Any, key: str, fail: Any) -> dict[str, dict[str, float]]:
+def _parse_metric_table(raw: Any, key: str, fail: Any, *, tolerance: bool) -> dict[str, dict[str, float]]:
+    """task -> metric -> number; thresholds must lie in the metric's range, tolerances in [0, span]."""
     if not isinstance(raw, dict):
         raise fail(key, f"must be a table, got {_type_name(raw)}")
     out: dict[str, dict[str, float]] = {}
@@ -205,7 +251,9 @@ def _parse_thresholds(raw: Any, key: str, fail: Any) -> dict[str, dict[str, floa
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise fail(metric_key, f"must be a number, got {_type_name(value)} {value!r}")
             low, high = specs[metric].bounds
+            if tolerance:
+                low, high = 0.0, high - low
             if not low <= value <= high:
-                raise fail(metric_key, f"{value} is outside the metric's range [{low}, {high}]")
+                raise fail(metric_key, f"{value} is outside the {'allowed drop' if tolerance else 'metric' + chr(39) + 's range'} [{low}, {high}]")
             out[task_name][metric] = float(value)
     return out

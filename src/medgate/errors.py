@@ -27,5 +27,9 @@ class DataError(MedgateError):
         self.field = field
 
 
+class MissingDataFile(DataError):
+    """The data directory has no file for a task: its tests skip, unless the task was asked for."""
+
+
 class EngineError(MedgateError):
     """An engine failed to load or died; names the model."""

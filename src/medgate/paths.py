@@ -14,3 +14,9 @@ def cache_dir() -> Path:
     root = Path(configured) if configured else Path.home() / ".cache" / "medgate"
     root.mkdir(parents=True, exist_ok=True)
     return root
+
+
+def generations_db() -> Path:
+    """The generation cache: ``$MEDGATE_GENERATIONS`` or ``<cache_dir>/generations.sqlite``."""
+    configured = os.environ.get("MEDGATE_GENERATIONS")
+    return Path(configured) if configured else cache_dir() / "generations.sqlite"

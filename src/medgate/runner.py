@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from medgate.errors import DataError
+from medgate.errors import DataError, MissingDataFile
+from medgate.metrics.stats import bootstrap_ci
 from medgate.tasks.base import PromptContext, ScoringConfig, TaskSpec, split_fewshot
 from medgate.types import Chat, Completion, GenParams, ItemRecord, Sample, TaskResult
 
@@ -45,7 +46,7 @@ def plan_task(task: TaskSpec, data_dir: Path, limit: int | None = None,
     candidates = [data_dir / name for name in (task.filename, *task.alt_filenames)]
     path = next((p for p in candidates if p.exists()), candidates[0])
     if not path.exists():
-        raise DataError(path, f"{task.title} data file not found in the data directory")
+        raise MissingDataFile(path, f"{task.title} data file not found in the data directory")
     samples = task.load_samples(path)
     if len(samples) <= task.fewshot:
         raise DataError(path, f"{len(samples)} items; {task.title} needs more than its {task.fewshot} few-shot examples")
@@ -90,8 +91,18 @@ def score(plan: TaskPlan, completions: Sequence[Completion], model: str,
         provenance["packing"] = packing
     return TaskResult(
         task=plan.task.name, model=model, metrics=plan.task.aggregate(batch.per_item), items=records,
-        not_computed=dict(batch.not_computed), provenance=provenance,
+        not_computed=dict(batch.not_computed), provenance=provenance, intervals=intervals(plan.task, batch.per_item),
     )
+
+
+def intervals(task: TaskSpec, per_item: Sequence[dict[str, float]]) -> dict[str, tuple[float, float]]:
+    """A seeded 95% bootstrap interval over items for every metric that has values."""
+    out = {}
+    for metric in task.metrics:
+        values = [scores[metric] for scores in per_item if metric in scores]
+        if values:
+            out[metric] = bootstrap_ci(values, seed=0)
+    return out
 
 
 def summarize_meta(metas: Sequence[dict[str, Any]]) -> dict[str, int]:

@@ -70,6 +70,7 @@ class TaskResult:
     items: list[ItemRecord]
     not_computed: dict[str, str] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=dict)
+    intervals: dict[str, tuple[float, float]] = field(default_factory=dict)  # 95% bootstrap, per metric
 
     @property
     def errors(self) -> list[ItemRecord]:

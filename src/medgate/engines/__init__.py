@@ -11,6 +11,10 @@ def make_engine(spec: ModelSpec, location: str) -> Engine:
         from medgate.engines.fake import FakeEngine
 
         return FakeEngine(spec)
+    if spec.backend == "openai":
+        from medgate.engines.openai_server import OpenAIServerEngine
+
+        return OpenAIServerEngine(spec, location)
     from medgate.engines.vllm_offline import VllmEngine
 
     return VllmEngine(spec, location)

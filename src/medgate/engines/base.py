@@ -14,9 +14,11 @@ class Engine(Protocol):
     """A loaded model. Backends: vllm_offline (vllm.LLM), fake (tests of the plumbing)."""
 
     def generate(
-        self, chats: Sequence[Chat], params: GenParams, *, progress: ProgressFactory | None = None
+        self, chats: Sequence[Chat], params: GenParams | Sequence[GenParams], *, progress: ProgressFactory | None = None
     ) -> list[Completion]:
-        """Answer every chat, in order. An item that cannot run gets a Completion with ``error``."""
+        """Answer every chat, in order; ``params`` is one setting for all or one per chat (so the
+        tasks of a model, with their own answer lengths, go in one batch). An item that cannot run
+        gets a Completion with ``error``."""
         ...
 
     def describe(self) -> dict[str, str]:
@@ -26,3 +28,13 @@ class Engine(Protocol):
     def close(self) -> None:
         """Free the model's memory."""
         ...
+
+
+def per_chat(params: GenParams | Sequence[GenParams], n: int) -> list[GenParams]:
+    """One GenParams per chat."""
+    if isinstance(params, GenParams):
+        return [params] * n
+    listed = list(params)
+    if len(listed) != n:
+        raise ValueError(f"{len(listed)} decoding settings for {n} chats")
+    return listed

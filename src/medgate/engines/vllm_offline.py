@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from medgate.config import ModelSpec
-from medgate.engines.base import ProgressFactory
+from medgate.engines.base import ProgressFactory, per_chat
 from medgate.errors import EngineError
 from medgate.types import Chat, Completion, GenParams
 
@@ -34,6 +34,8 @@ class VllmEngine:
             # vLLM's CPU backend: size the KV cache and use every core (it reserves one otherwise).
             os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(spec.cpu_kv_cache_gib))
             os.environ.setdefault("VLLM_CPU_NUM_OF_RESERVED_CPU", "0")
+        if spec.source == "path" and not Path(model).is_dir():
+            raise EngineError(f"model {spec.name}: the model folder {model} does not exist")
         self.chat_template = Path(spec.chat_template).read_text(encoding="utf-8") if spec.chat_template else None
         try:
             import vllm
@@ -46,6 +48,7 @@ class VllmEngine:
             dtype=spec.dtype,
             max_model_len=spec.max_model_len,
             tensor_parallel_size=spec.tensor_parallel_size,
+            pipeline_parallel_size=spec.pipeline_parallel_size,
             seed=spec.seed,
             trust_remote_code=spec.trust_remote_code,
             enforce_eager=spec.enforce_eager,
@@ -53,6 +56,8 @@ class VllmEngine:
         )
         if self.on_gpu:
             kwargs["gpu_memory_utilization"] = spec.gpu_memory_utilization
+        if spec.distributed_executor_backend:
+            kwargs["distributed_executor_backend"] = spec.distributed_executor_backend
         try:
             self.llm = vllm.LLM(**kwargs)
         except Exception as exc:  # vLLM raises many types; the cause matters, not the type
@@ -72,13 +77,14 @@ class VllmEngine:
         return len(ids)
 
     def generate(
-        self, chats: Sequence[Chat], params: GenParams, *, progress: ProgressFactory | None = None
+        self, chats: Sequence[Chat], params: GenParams | Sequence[GenParams], *, progress: ProgressFactory | None = None
     ) -> list[Completion]:
         limit = self.spec.max_model_len
+        settings = per_chat(params, len(chats))
         results: list[Completion | None] = [None] * len(chats)
         runnable: list[int] = []
         sampling: list[Any] = []
-        for index, chat in enumerate(chats):
+        for index, (chat, params_i) in enumerate(zip(chats, settings)):
             n_prompt = self.count_prompt_tokens(chat)
             if n_prompt >= limit:
                 results[index] = Completion(
@@ -90,16 +96,20 @@ class VllmEngine:
             # Near the end of the context, shorten the answer rather than fail the request.
             sampling.append(
                 self._vllm.SamplingParams(
-                    temperature=params.temperature, top_p=params.top_p, seed=params.seed,
-                    max_tokens=min(params.max_tokens, limit - n_prompt),
+                    temperature=params_i.temperature, top_p=params_i.top_p, seed=params_i.seed,
+                    max_tokens=min(params_i.max_tokens, limit - n_prompt),
                 )
             )
         if runnable:
-            outputs = self.llm.chat(
-                [list(chats[i]) for i in runnable], sampling,
-                use_tqdm=progress if progress is not None else False,
-                chat_template=self.chat_template, add_generation_prompt=True,
-            )
+            try:
+                outputs = self.llm.chat(
+                    [list(chats[i]) for i in runnable], sampling,
+                    use_tqdm=progress if progress is not None else False,
+                    chat_template=self.chat_template, add_generation_prompt=True,
+                )
+            except Exception as exc:  # the engine process died or refused the batch
+                raise EngineError(f"model {self.spec.name}: the engine failed during generation: "
+                                  f"{type(exc).__name__}: {exc}") from exc
             for index, output in zip(runnable, outputs):
                 choice = output.outputs[0]
                 results[index] = Completion(

@@ -9,8 +9,10 @@ import platform
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
+from medgate.versions import package_versions
+
 _SYMBOL = {"pass": "PASS", "fail": "FAIL", "no_threshold": "no threshold", "not_computed": "not computed",
-           "error": "ERROR"}
+           "error": "ERROR", "known_gap": "XFAIL (known gap)"}
 
 
 def _fmt(value: Any) -> str:
@@ -23,11 +25,15 @@ def verdict_rows(outcomes: Iterable[Mapping[str, Any]]) -> list[list[str]]:
         bound = "-"
         if o.get("threshold") is not None:
             bound = (">= " if o.get("higher_is_better", True) else "<= ") + _fmt(o["threshold"])
-        rows.append([o["model"], o["task"], o["metric"], _fmt(o.get("value")), bound, _SYMBOL.get(o["status"], o["status"])])
+        interval = "-" if o.get("low") is None else f"{o['low']:.4f}-{o['high']:.4f}"
+        comparison = o.get("comparison") or {}
+        drop = "-" if not comparison else f"{comparison['drop']:+.4f} (p={comparison['p_adjusted']:.3g})"
+        rows.append([o["model"], o["task"], o["metric"], _fmt(o.get("value")), interval, bound, drop,
+                     _SYMBOL.get(o["status"], o["status"])])
     return rows
 
 
-_HEADER = ["model", "task", "metric", "value", "threshold", "verdict"]
+_HEADER = ["model", "task", "metric", "value", "95% CI", "threshold", "drop vs baseline", "verdict"]
 
 
 def verdict_table(outcomes: Sequence[Mapping[str, Any]]) -> list[str]:
@@ -49,8 +55,8 @@ def environment_properties(outcomes: Sequence[Mapping[str, Any]]) -> dict[str, s
             props[f"dataset.{task}"] = f"{prov['dataset_hash']} ({prov.get('data_source', '?')})"
         if "decoding" in prov:
             props[f"decoding.{task}"] = json.dumps(prov["decoding"], sort_keys=True)
-    for package in ("vllm", "torch", "transformers", "pytest"):
-        props[f"package.{package}"] = _version(package)
+    for package, found in package_versions().items():
+        props[f"package.{package}"] = found
     return props
 
 
@@ -70,26 +76,18 @@ def scoring_notes(outcomes: Sequence[Mapping[str, Any]]) -> dict[str, str]:
     return notes
 
 
-def _version(package: str) -> str:
-    from importlib import metadata
-
-    for name in (package, f"{package}-cpu"):
-        try:
-            return metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    return "not installed"
-
-
 def write_summary(reports_dir: Path, outcomes: Sequence[Mapping[str, Any]]) -> Path:
     """reports/summary.md (read in ten seconds) and summary.json (for tools)."""
     reports_dir.mkdir(parents=True, exist_ok=True)
     rows = verdict_rows(outcomes)
     failed = [o for o in outcomes if o["status"] in ("fail", "error")]
+    gaps = [o for o in outcomes if o["status"] == "known_gap"]
     headline = "FAILED" if failed else "PASSED"
     lines = [f"# medgate: {headline}", ""]
     lines += [f"- {o['message']}" for o in failed]
-    if failed:
+    if gaps:
+        lines += ["", f"Known gaps (xfail in models.toml): {len(gaps)}"] + [f"- {o['message']}" for o in gaps]
+    if failed or gaps:
         lines.append("")
     lines += ["| " + " | ".join(_HEADER) + " |", "|" + "---|" * len(_HEADER)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]

@@ -22,6 +22,7 @@ class MetricSpec:
     description: str
     bounds: tuple[float, float] = (0.0, 1.0)
     higher_is_better: bool = True
+    binary: bool = False  # per-item 0/1 (accuracies): compared by exact McNemar, else paired bootstrap
 
 
 @dataclass(frozen=True)

@@ -206,9 +206,9 @@ TASK = TaskSpec(
     fewshot=0,
     max_new_tokens=MAX_NEW_TOKENS,
     metrics={
-        "accuracy_task1": MetricSpec("accuracy_task1", "information extraction from the patient's own documents"),
-        "accuracy_task2": MetricSpec("accuracy_task2", "answer documents among distractors (option F offered)"),
-        "accuracy_task3": MetricSpec("accuracy_task3", "distractors only: the right answer is F, cannot be answered"),
+        "accuracy_task1": MetricSpec("accuracy_task1", "information extraction from the patient's own documents", binary=True),
+        "accuracy_task2": MetricSpec("accuracy_task2", "answer documents among distractors (option F offered)", binary=True),
+        "accuracy_task3": MetricSpec("accuracy_task3", "distractors only: the right answer is F, cannot be answered", binary=True),
     },
     load_samples=load_samples,
     build_prompt=build_prompt,

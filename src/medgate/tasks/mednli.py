@@ -75,9 +75,9 @@ TASK = TaskSpec(
     fewshot=3,
     max_new_tokens=20,
     metrics={
-        "accuracy": MetricSpec("accuracy", "share of items whose gold label occurs exactly once in the output"),
+        "accuracy": MetricSpec("accuracy", "share of items whose gold label occurs exactly once in the output", binary=True),
         "no_label_rate": MetricSpec(
-            "no_label_rate", "share of outputs naming none of the three labels", higher_is_better=False
+            "no_label_rate", "share of outputs naming none of the three labels", higher_is_better=False, binary=True
         ),
     },
     load_samples=load_samples,

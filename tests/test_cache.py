@@ -1,0 +1,105 @@
+"""The generation cache: re-runs generate only what is missing, --rejudge loads no model, and a
+run killed mid-generation keeps what it finished (fake engine: plumbing only)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from medgate.cache import GenerationCache
+from medgate.types import Completion
+from tests.conftest import FIXTURES, REPO, outcomes, write_models
+
+
+def medgate(pytester: pytest.Pytester, models: Path, *args: str) -> pytest.RunResult:
+    return pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", f"--models-file={models}", f"--data-dir={FIXTURES}",
+        f"--reports-dir={pytester.path / 'reports'}", *args,
+    )
+
+
+@pytest.fixture
+def suite(pytester: pytest.Pytester) -> pytest.Pytester:
+    pytester.mkdir("tests_medical")
+    (pytester.path / "tests_medical" / "test_mednli.py").write_text((REPO / "tests_medical" / "test_mednli.py").read_text())
+    return pytester
+
+
+def loads(log: Path) -> list[str]:
+    return log.read_text().splitlines() if log.exists() else []
+
+
+def test_cache_round_trip_and_failed_items_are_not_stored(tmp_path):
+    cache = GenerationCache(tmp_path / "g.sqlite")
+    cache.put_many("m", [("k1", Completion("yes", 3, 1, "stop")), ("k2", Completion("", error="too long"))])
+    assert cache.get_many(["k1", "k2", "k3"]) == {"k1": Completion("yes", 3, 1, "stop")}
+    assert cache.count() == 1
+
+
+def test_rerun_generates_nothing_and_loads_no_engine(suite, fake_models, tmp_path, monkeypatch):
+    log = tmp_path / "loads.log"
+    monkeypatch.setenv("MEDGATE_FAKE_LOAD_LOG", str(log))
+    first = medgate(suite, fake_models, "tests_medical", "--model", "fake-b")
+    assert len(loads(log)) == 1
+    before = outcomes(suite.path / "reports")
+    second = medgate(suite, fake_models, "tests_medical", "--model", "fake-b")
+    assert len(loads(log)) == 1, "a re-run with nothing missing must not load the engine"
+    after = outcomes(suite.path / "reports")
+    assert [o["value"] for o in after] == [o["value"] for o in before]
+    assert after[0]["provenance"]["cached_items"] == after[0]["provenance"]["n_items"] == 33
+    assert first.parseoutcomes() == second.parseoutcomes()
+
+
+def test_rejudge_recomputes_verdicts_without_a_model(suite, fake_models, tmp_path, monkeypatch):
+    log = tmp_path / "loads.log"
+    monkeypatch.setenv("MEDGATE_FAKE_LOAD_LOG", str(log))
+    medgate(suite, fake_models, "tests_medical", "--model", "fake-a").assert_outcomes(passed=1, failed=1)
+    # The floor was too strict: lower it and re-judge from the stored generations.
+    relaxed = write_models(tmp_path / "relaxed.toml", fake_models.read_text().replace("accuracy = 0.9", "accuracy = 0.2"))
+    medgate(suite, relaxed, "tests_medical", "--model", "fake-a", "--rejudge").assert_outcomes(passed=2)
+    assert len(loads(log)) == 1
+
+
+def test_rejudge_without_stored_generations_is_a_clear_error(suite, fake_models, tmp_path, monkeypatch):
+    log = tmp_path / "loads.log"
+    monkeypatch.setenv("MEDGATE_FAKE_LOAD_LOG", str(log))
+    result = medgate(suite, fake_models, "tests_medical", "--model", "fake-a", "--rejudge")
+    result.assert_outcomes(errors=2)
+    assert "--rejudge found no stored generation for 33 prompts" in result.stdout.str()
+    assert loads(log) == []
+    assert medgate(suite, fake_models, "tests_medical", "--rejudge", "--no-cache").ret == pytest.ExitCode.USAGE_ERROR
+
+
+def test_killed_run_keeps_finished_chunks_and_resumes(suite, fake_models, tmp_path, private_generation_cache):
+    env = {**os.environ, "MEDGATE_FAKE_DELAY": "0.1", "MEDGATE_FAKE_LOAD_LOG": str(tmp_path / "loads.log")}
+    args = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", f"--models-file={fake_models}",
+            f"--data-dir={FIXTURES}", f"--reports-dir={suite.path / 'reports'}", "tests_medical",
+            "--model", "fake-b", "--chunk-size", "4"]
+    proc = subprocess.Popen(args, cwd=suite.path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    stored = 0
+    while time.monotonic() < deadline and stored < 8:
+        time.sleep(0.2)
+        if private_generation_cache.exists():
+            with sqlite3.connect(private_generation_cache) as db:
+                try:
+                    stored = db.execute("SELECT COUNT(*) FROM generations").fetchone()[0]
+                except sqlite3.OperationalError:
+                    stored = 0
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert 8 <= stored < 33, "the kill must land mid-generation"
+    with sqlite3.connect(private_generation_cache) as db:
+        kept = db.execute("SELECT COUNT(*) FROM generations").fetchone()[0]
+    assert kept >= stored and kept % 4 == 0  # whole chunks, nothing torn
+    resumed = subprocess.run(args, cwd=suite.path, env={**env, "MEDGATE_FAKE_DELAY": "0"}, capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stdout[-2000:]
+    (first, *_) = outcomes(suite.path / "reports")
+    assert first["provenance"]["cached_items"] == kept and first["provenance"]["n_items"] == 33

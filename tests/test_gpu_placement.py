@@ -1,0 +1,59 @@
+"""GPU placement per xdist worker, with pretended device counts (no GPU on these machines)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import write_models
+
+
+@pytest.fixture
+def tp_models(tmp_path):
+    return write_models(tmp_path / "models.toml", """
+        [models.big]
+        path = "."
+        backend = "vllm"
+        tensor_parallel_size = 2
+        [models.small]
+        path = "."
+        backend = "vllm"
+        [models.cluster]
+        path = "."
+        backend = "vllm"
+        tensor_parallel_size = 8
+        distributed_executor_backend = "ray"
+        """)
+
+
+def probe(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_probe="""
+        import os
+        def test_devices(medgate_model):
+            print("DEVICES", os.environ.get("PYTEST_XDIST_WORKER"), medgate_model.spec.name, os.environ.get("CUDA_VISIBLE_DEVICES"))
+        """)
+
+
+def test_each_worker_gets_its_own_block_sized_by_tensor_parallelism(pytester, tp_models, monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1,2,3")  # pretend four GPUs
+    probe(pytester)
+    # -rA shows each passed test's captured output: what each worker's environment held
+    result = pytester.runpytest_subprocess(f"--models-file={tp_models}", "-n", "2", "--model", "big", "--model", "small", "-rA")
+    result.assert_outcomes(passed=2)
+    lines = [l for l in result.stdout.lines if "DEVICES" in l]
+    blocks = {line.split()[-3]: line.split()[-1] for line in lines}
+    assert sorted(blocks.values()) == ["0,1", "2,3"]
+
+
+def test_too_few_gpus_is_a_usage_error_before_any_load(pytester, tp_models, monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1,2")
+    probe(pytester)
+    result = pytester.runpytest_subprocess(f"--models-file={tp_models}", "-n", "2", "--model", "big", "--model", "small")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "2 workers x tensor_parallel_size 2 need 4 GPUs, but 3 are visible" in result.stderr.str()
+
+
+def test_ray_placed_models_pin_nothing(pytester, tp_models, monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
+    probe(pytester)
+    result = pytester.runpytest_subprocess(f"--models-file={tp_models}", "--model", "cluster", "--collect-only", "-q")
+    assert result.ret == 0

@@ -1,0 +1,182 @@
+"""The OpenAI-compatible backend: retry and error logic against a small HTTP stub on loopback,
+and the real thing against a vLLM server that the test starts on loopback."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import httpx
+import pytest
+
+from medgate.config import ModelSpec
+from medgate.engines.openai_server import OpenAIServerEngine
+from medgate.errors import EngineError
+from medgate.types import GenParams
+from tests.conftest import FIXTURES, REPO, outcomes, write_models
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Stub(BaseHTTPRequestHandler):
+    """Serves model "m"; fails the first `failures` chat requests with 503; answers 400 to a
+    prompt containing TOO_LONG. Records the Authorization headers it saw."""
+
+    failures = 0
+    seen_auth: list[str] = []
+
+    def log_message(self, *args):  # keep test output clean
+        pass
+
+    def _send(self, status: int, body: dict) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self):
+        Stub.seen_auth.append(self.headers.get("Authorization", ""))
+        self._send(200, {"data": [{"id": "m"}]})
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        if "TOO_LONG" in body["messages"][-1]["content"]:
+            return self._send(400, {"error": "prompt longer than the context"})
+        if Stub.failures > 0:
+            Stub.failures -= 1
+            return self._send(503, {"error": "busy"})
+        self._send(200, {"choices": [{"message": {"content": "ENTAILMENT"}, "finish_reason": "stop"}],
+                         "usage": {"prompt_tokens": 11, "completion_tokens": 2}})
+
+
+@pytest.fixture
+def stub(monkeypatch):
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Stub)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    monkeypatch.setenv("MEDGATE_OPENAI_BASE_URL", f"http://127.0.0.1:{server.server_address[1]}")
+    monkeypatch.setenv("MEDGATE_OPENAI_API_KEY", "sk-test-secret")
+    Stub.failures, Stub.seen_auth = 0, []
+    yield server
+    server.shutdown()
+
+
+def spec(**kw) -> ModelSpec:
+    return ModelSpec(**{"name": "srv", "source": "hub", "location": "m", "backend": "openai", "max_retries": 3,
+                        "concurrency": 4, **kw})
+
+
+def chat(text: str):
+    return [{"role": "user", "content": text}]
+
+
+def test_answers_in_order_with_token_counts_and_the_key_from_the_environment(stub):
+    engine = OpenAIServerEngine(spec(), "m")
+    out = engine.generate([chat(f"q{i}") for i in range(10)], GenParams(max_tokens=5))
+    assert [c.text for c in out] == ["ENTAILMENT"] * 10
+    assert (out[0].prompt_tokens, out[0].completion_tokens) == (11, 2)
+    assert Stub.seen_auth == ["Bearer sk-test-secret"]
+
+
+def test_retries_with_backoff_then_succeeds(stub, monkeypatch):
+    monkeypatch.setattr("medgate.engines.openai_server.time.sleep", lambda s: None)
+    Stub.failures = 2
+    (answer,) = OpenAIServerEngine(spec(), "m").generate([chat("q")], GenParams(max_tokens=5))
+    assert answer.text == "ENTAILMENT" and answer.error is None
+
+
+def test_gives_up_after_max_retries_and_does_not_retry_a_bad_request(stub, monkeypatch):
+    monkeypatch.setattr("medgate.engines.openai_server.time.sleep", lambda s: None)
+    Stub.failures = 10
+    (busy,) = OpenAIServerEngine(spec(max_retries=2), "m").generate([chat("q")], GenParams(max_tokens=5))
+    assert busy.error.startswith("gave up after 3 attempts: HTTP 503")
+    assert Stub.failures == 7  # exactly 3 attempts
+    Stub.failures = 0
+    (long,) = OpenAIServerEngine(spec(), "m").generate([chat("TOO_LONG")], GenParams(max_tokens=5))
+    assert long.error.startswith("HTTP 400") and "longer than the context" in long.error
+
+
+def test_unreachable_server_and_unknown_model_are_clear_errors(stub, monkeypatch):
+    with pytest.raises(EngineError, match="serves \\['m'\\], not 'other'"):
+        OpenAIServerEngine(spec(served_model="other"), "m")
+    monkeypatch.setenv("MEDGATE_OPENAI_BASE_URL", f"http://127.0.0.1:{free_port()}")
+    with pytest.raises(EngineError, match="is unreachable"):
+        OpenAIServerEngine(spec(), "m")
+    monkeypatch.delenv("MEDGATE_OPENAI_BASE_URL")
+    with pytest.raises(EngineError, match=r"needs the server's base URL in \$MEDGATE_OPENAI_BASE_URL"):
+        OpenAIServerEngine(spec(), "m")
+
+
+@pytest.fixture(scope="module")
+def vllm_server(tmp_path_factory):
+    """A real vLLM OpenAI-compatible server on loopback, serving the embedded model."""
+    from medgate.embedded import smollm2_checkpoint
+
+    checkpoint = smollm2_checkpoint()
+    port = free_port()
+    log = tmp_path_factory.mktemp("server") / "server.log"
+    env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_CPU_NUM_OF_RESERVED_CPU": "0"}
+    with log.open("w") as handle:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(checkpoint),
+             "--host", "127.0.0.1", "--port", str(port), "--max-model-len", "4096", "--enforce-eager", "--seed", "0"],
+            stdout=handle, stderr=subprocess.STDOUT, env=env,
+        )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 300
+    try:
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, log.read_text()[-3000:]
+            try:
+                if httpx.get(f"{url}/v1/models", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(2)
+        else:
+            pytest.fail("vLLM server did not start in 300 s:\n" + log.read_text()[-3000:])
+        yield url, checkpoint
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def test_mednli_through_a_real_vllm_server(pytester, vllm_server, tmp_path, monkeypatch):
+    url, checkpoint = vllm_server
+    monkeypatch.setenv("MEDGATE_OPENAI_BASE_URL", url)
+    models = write_models(tmp_path / "models.toml", f"""
+        [models.served]
+        path = "{checkpoint}"
+        backend = "openai"
+        concurrency = 4
+        max_model_len = 4096
+        [models.served.thresholds]
+        mednli = {{ no_label_rate = 0.5 }}
+        """)
+    pytester.mkdir("tests_medical")
+    (pytester.path / "tests_medical" / "test_mednli.py").write_text((REPO / "tests_medical" / "test_mednli.py").read_text())
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", f"--models-file={models}", f"--data-dir={FIXTURES}",
+        f"--reports-dir={pytester.path / 'reports'}", "tests_medical", "--model", "served", "--limit", "12",
+    )
+    result.assert_outcomes(passed=1, skipped=1)
+    found = {o["metric"]: o for o in outcomes(pytester.path / "reports")}
+    prov = found["accuracy"]["provenance"]
+    assert prov["engine"] == "openai-server" and prov["device"] == f"{url}/v1"
+    assert prov["n_items"] == 12 and prov["completion_tokens"] > 0
+    assert 0.0 <= found["accuracy"]["value"] <= 1.0

@@ -1,0 +1,123 @@
+"""Regression verdicts: a planted drop fails, noise passes, mismatched baselines are refused."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from medgate.gating import check
+from medgate.regression import BaselineMismatch, compare, judge
+from medgate.tasks import meqsum, mednli
+from medgate.types import ItemRecord, TaskResult
+
+PROV = {"dataset_hash": "sha256:x", "prompt_version": "p1", "decoding": {"max_tokens": 20}}
+
+
+def run(task, per_item: list[dict[str, float]], model: str = "m") -> TaskResult:
+    items = [ItemRecord(id=str(i), scores=s, prompt_tokens=1, completion_tokens=1, output="") for i, s in enumerate(per_item)]
+    return TaskResult(task=task.TASK.name, model=model, metrics=task.TASK.aggregate(per_item), items=items, provenance=dict(PROV))
+
+
+def baseline_of(result: TaskResult) -> dict:
+    return {"name": "b", "provenance": dict(result.provenance),
+            "items": [{"id": i.id, "scores": dict(i.scores)} for i in result.items]}
+
+
+def nli(correct: list[int]) -> list[dict[str, float]]:
+    return [{"accuracy": float(c), "no_label_rate": 0.0} for c in correct]
+
+
+def no_tolerance(task: str, metric: str) -> float:
+    return 0.0
+
+
+def test_planted_accuracy_regression_fails_with_drop_interval_and_p():
+    rng = np.random.default_rng(1)
+    before = (rng.uniform(size=400) < 0.7).astype(int)
+    after = before.copy()
+    after[np.flatnonzero(before)[:60]] = 0  # 60 right answers turn wrong: a 15-point drop
+    (acc, _) = judge(compare(baseline_of(run(mednli, nli(before))), run(mednli, nli(after)), mednli.TASK), no_tolerance)
+    assert acc.test == "exact McNemar" and acc.regressed
+    assert acc.drop == pytest.approx(0.15) and acc.drop_low < 0.15 < acc.drop_high
+    assert acc.p_value == pytest.approx(2 * 0.5**60)
+    verdict = check(run(mednli, nli(after)), mednli.TASK.metrics["accuracy"], 0.1, comparison=acc)
+    assert verdict.status == "fail"
+    assert "regressed against the baseline: mednli accuracy dropped by 0.1500 (95% CI" in verdict.message
+    assert "exact McNemar p = " in verdict.message and "Holm-adjusted p" in verdict.message
+
+
+def test_noise_only_change_passes():
+    rng = np.random.default_rng(2)
+    before = (rng.uniform(size=400) < 0.7).astype(int)
+    after = before.copy()
+    flip = rng.choice(400, size=20, replace=False)  # 20 answers flip either way
+    after[flip] = 1 - after[flip]
+    (acc, _) = judge(compare(baseline_of(run(mednli, nli(before))), run(mednli, nli(after)), mednli.TASK), no_tolerance)
+    assert not acc.regressed and acc.p_adjusted > 0.05
+
+
+def test_tolerance_absorbs_a_significant_but_small_drop():
+    rng = np.random.default_rng(3)
+    base = [{"rouge1": v, "rouge2": v, "rougeL": v, "bertscore_p": v, "bertscore_r": v, "bertscore_f1": v}
+            for v in rng.uniform(0.3, 0.5, size=300)]
+    worse = [{k: v - 0.01 for k, v in s.items()} for s in base]
+    comps = compare(baseline_of(run(meqsum, base)), run(meqsum, worse), meqsum.TASK)
+    assert all(c.test == "paired bootstrap" and c.p_value < 0.01 for c in comps)
+    assert all(c.regressed for c in judge(comps, no_tolerance))
+    assert not any(c.regressed for c in judge(comps, lambda t, m: 0.02))
+
+
+def test_lower_is_better_metrics_regress_when_they_rise():
+    before = [{"accuracy": 1.0, "no_label_rate": 0.0}] * 100
+    after = [{"accuracy": 1.0, "no_label_rate": 1.0 if i < 30 else 0.0} for i in range(100)]
+    comps = {c.metric: c for c in judge(compare(baseline_of(run(mednli, before)), run(mednli, after), mednli.TASK), no_tolerance)}
+    assert comps["no_label_rate"].drop == pytest.approx(0.3) and comps["no_label_rate"].regressed
+    assert not comps["accuracy"].regressed
+
+
+def test_holm_correction_spares_a_marginal_drop_among_many_metrics():
+    # 8 of 100 answers turn wrong, none the other way: McNemar p = 2 * 0.5**8 = 0.0078, alone significant
+    before = [1] * 100
+    after = [0] * 8 + [1] * 92
+    single = judge(compare(baseline_of(run(mednli, nli(before))), run(mednli, nli(after)), mednli.TASK), no_tolerance)
+    assert single[0].regressed
+    many = judge(single + [single[0].__class__(**{**single[0].__dict__, "metric": f"m{i}", "p_value": 0.5}) for i in range(10)],
+                 no_tolerance)
+    # 12 comparisons: the smallest p is multiplied by 12 -> 0.094, no longer significant
+    assert many[0].p_adjusted == pytest.approx(12 * 2 * 0.5**8) and not many[0].regressed
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        (lambda b: b["provenance"].update(dataset_hash="sha256:other"), "dataset_hash"),
+        (lambda b: b["provenance"].update(prompt_version="p0"), "prompt_version"),
+        (lambda b: b["items"].pop(), "baseline 'b' scored 9 items, this run 10"),
+    ],
+)
+def test_different_items_or_data_are_refused(change, words):
+    result = run(mednli, nli([1, 0] * 5))
+    baseline = baseline_of(result)
+    change(baseline)
+    with pytest.raises(BaselineMismatch, match=words):
+        compare(baseline, result, mednli.TASK)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.lists(st.integers(0, 1), min_size=5, max_size=60))
+def test_identical_runs_never_regress(correct):
+    result = run(mednli, nli(correct))
+    comps = judge(compare(baseline_of(result), result, mednli.TASK), no_tolerance)
+    assert all(c.drop == 0 and not c.regressed for c in comps)
+
+
+def test_gate_on_interval_uses_the_bound_on_the_threatening_side():
+    result = run(mednli, nli([1] * 60 + [0] * 40))
+    result.intervals = {"accuracy": (0.50, 0.70), "no_label_rate": (0.0, 0.0)}
+    spec = mednli.TASK.metrics["accuracy"]
+    assert check(result, spec, 0.55).status == "pass"  # the point estimate 0.6 clears 0.55
+    failed = check(result, spec, 0.55, gate_on="interval")
+    assert failed.status == "fail" and "95% lower bound 0.5000 below the floor 0.5500" in failed.message
+    assert check(result, spec, 0.45, gate_on="interval").status == "pass"
