@@ -6,12 +6,16 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
+import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
+from medgate.runner import plan_task
 from medgate.tasks import TASKS
 from tests.conftest import REPO, outcomes
 
@@ -25,7 +29,7 @@ def main_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.Compl
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "tests_medical", "--model", "smollm2", f"--reports-dir={reports}",
          "-p", "no:cacheprovider"],
-        cwd=REPO, capture_output=True, text=True, timeout=1500, env=env,
+        check=False, cwd=REPO, capture_output=True, text=True, timeout=1500, env=env,
     )
     return proc, reports
 
@@ -88,3 +92,35 @@ def test_allure_results_and_environment(main_run):
     fingerprint = next(o for o in outcomes(reports))["provenance"]["model_fingerprint"]
     assert f"smollm2.model_fingerprint={fingerprint.replace(':', chr(92) + ':')}" in env
     assert "# medgate: PASSED" in (reports / "summary.md").read_text()
+
+
+def test_killed_real_run_resumes_without_losing_finished_generations(tmp_path):
+    """SIGKILL the whole process tree (pytest and vLLM's engine process) mid-generation, resume."""
+    total = len(plan_task(TASKS["mednli"], REPO / "fixtures", None, None).items)  # scored items (few-shot excluded)
+    db = tmp_path / "generations.sqlite"
+    env = {**os.environ, "MEDGATE_GENERATIONS": str(db)}
+    args = [sys.executable, "-m", "pytest", "tests_medical/test_mednli.py", "--model", "smollm2", "--chunk-size", "8",
+            f"--reports-dir={tmp_path / 'reports'}", "-p", "no:cacheprovider"]
+    proc = subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    stored, deadline = 0, time.monotonic() + 600
+    while time.monotonic() < deadline and stored < 8 and proc.poll() is None:
+        time.sleep(0.05)
+        if db.exists():
+            try:
+                with sqlite3.connect(db) as con:
+                    stored = con.execute("SELECT COUNT(*) FROM generations").fetchone()[0]
+            except sqlite3.OperationalError:
+                pass
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    with sqlite3.connect(db) as con:
+        kept = con.execute("SELECT COUNT(*) FROM generations").fetchone()[0]
+    assert 8 <= kept < total, f"the kill must land mid-generation (kept {kept} of {total})"
+    # one chunk on resume, so the progress bar's total is the number of prompts generated
+    resumed = subprocess.run([*args, "--chunk-size", "1024"], check=False, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
+    assert resumed.returncode == 0, resumed.stdout[-2000:]
+    first = outcomes(tmp_path / "reports")[0]
+    assert first["provenance"]["cached_items"] == kept and first["provenance"]["n_items"] == total
+    # only the missing prompts were generated on resume
+    assert f"| {total - kept}/{total - kept} [" in resumed.stderr, resumed.stderr[-2000:]

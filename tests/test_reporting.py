@@ -12,7 +12,7 @@ from medgate.cli import build_html
 from medgate.reporting.allure import CATEGORIES, executor_info
 from medgate.reporting.charts import model_chart
 from medgate.reporting.table import models_table, store_run, write_models_table
-from tests.conftest import FIXTURES, REPO, write_models
+from tests.conftest import FIXTURES, REPO
 
 
 def outcome(model, task, metric, value, status="pass", **extra):

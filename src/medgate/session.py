@@ -9,13 +9,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, ContextManager
 
-from medgate.config import ModelSpec
 from medgate.baseline import load_baseline
 from medgate.cache import GenerationCache, generation_key
-from medgate.regression import Comparison, compare, judge
+from medgate.config import ModelSpec
 from medgate.engines import Engine, make_engine
 from medgate.errors import EngineError, MedgateError
 from medgate.fingerprint import fingerprint, resolve_location
+from medgate.regression import Comparison, compare, judge
 from medgate.runner import TaskPlan, plan_task, score
 from medgate.tasks.base import PromptContext, ScoringConfig, TaskSpec
 from medgate.tokenization import model_context

@@ -13,8 +13,8 @@ import time
 from typing import Sequence
 
 from medgate.config import ModelSpec
-from medgate.errors import EngineError
 from medgate.engines.base import ProgressFactory
+from medgate.errors import EngineError
 from medgate.types import Chat, Completion, GenParams
 
 

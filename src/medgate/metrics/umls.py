@@ -39,8 +39,8 @@ def umls_scores(predictions: Sequence[str], references: Sequence[str], nlp: Any,
 def load_scispacy() -> tuple[Any, Callable[[str], str]] | str:
     """(pipeline, canonical-name lookup), or the reason the pipeline is unavailable."""
     try:
-        import spacy
         import scispacy.linking  # noqa: F401  (registers the scispacy_linker factory)
+        import spacy
     except ImportError as exc:
         return f"scispaCy is not installed ({exc.name})"
     try:

@@ -15,7 +15,7 @@ from typing import Sequence
 
 from medgate.errors import DataError
 from medgate.metrics.sets import prf
-from medgate.tasks.base import fewshot_chat, MetricSpec, TaskSpec, read_json_list, require_text
+from medgate.tasks.base import MetricSpec, TaskSpec, fewshot_chat, read_json_list, require_text
 from medgate.types import Chat, Sample
 
 CODE_RE = re.compile(r"\b[A-TV-Z][0-9]{2}(?:\.?[0-9A-Z]{1,4})?\b")

@@ -11,7 +11,7 @@ from typing import Sequence
 
 from medgate.errors import DataError
 from medgate.metrics.summary import score_texts, text_metrics
-from medgate.tasks.base import fewshot_chat, BatchScores, ScoringConfig, TaskSpec, read_json_list, require_text
+from medgate.tasks.base import BatchScores, ScoringConfig, TaskSpec, fewshot_chat, read_json_list, require_text
 from medgate.types import Chat, Sample
 
 SYSTEM = (

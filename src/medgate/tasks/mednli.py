@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Sequence
 
 from medgate.errors import DataError
-from medgate.tasks.base import fewshot_chat, MetricSpec, TaskSpec, read_jsonl, require_text
+from medgate.tasks.base import MetricSpec, TaskSpec, fewshot_chat, read_jsonl, require_text
 from medgate.types import Chat, Sample
 
 LABELS = ("ENTAILMENT", "NEUTRAL", "CONTRADICTION")

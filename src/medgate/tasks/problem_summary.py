@@ -15,7 +15,7 @@ from typing import Sequence
 
 from medgate.errors import DataError
 from medgate.metrics.summary import score_texts, text_metrics
-from medgate.tasks.base import fewshot_chat, BatchScores, ScoringConfig, TaskSpec, read_table, require_columns
+from medgate.tasks.base import BatchScores, ScoringConfig, TaskSpec, fewshot_chat, read_table, require_columns
 from medgate.types import Chat, Sample
 
 # test-file name -> train-file name of the same column
