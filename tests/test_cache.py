@@ -103,3 +103,32 @@ def test_killed_run_keeps_finished_chunks_and_resumes(suite, fake_models, tmp_pa
     assert resumed.returncode == 0, resumed.stdout[-2000:]
     (first, *_) = outcomes(suite.path / "reports")
     assert first["provenance"]["cached_items"] == kept and first["provenance"]["n_items"] == 33
+
+
+def test_engine_is_shut_down_once_the_plan_is_generated_and_not_loaded_again(fake_models, monkeypatch):
+    import medgate.session as session_module
+    from medgate.config import load_registry
+    from medgate.engines.fake import FakeEngine
+    from medgate.session import ModelSession, RunSettings
+    from medgate.tasks import TASKS
+
+    events: list[str] = []
+
+    class Watched(FakeEngine):
+        def close(self) -> None:
+            events.append("close")
+
+    def make(spec, location):
+        events.append("load")
+        return Watched(spec)
+
+    monkeypatch.setattr(session_module, "make_engine", make)
+    spec = load_registry(fake_models).resolve("fake-a")
+    session = ModelSession(spec, RunSettings(data_dir=FIXTURES, data_source="synthetic", limit=5))
+    tasks = [TASKS["mednli"], TASKS["medisumcode"]]
+    session.prefetch(tasks)
+    assert events == ["load", "close"]  # scoring runs with the engine's memory already free
+    results = [session.result(task) for task in tasks]
+    assert [len(r.items) for r in results] == [5, 5] and results[0].metrics["accuracy"] > 0
+    session.close()
+    assert events == ["load", "close"]

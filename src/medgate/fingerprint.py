@@ -42,6 +42,11 @@ def fingerprint(spec: ModelSpec, location: str) -> str:
     folder = Path(location)
     if not folder.is_dir():
         return f"hub:{location}@{spec.revision or 'unpinned'}"
+    return folder_fingerprint(folder)
+
+
+def folder_fingerprint(folder: Path) -> str:
+    """SHA-256 of a model folder's files (also used for the BERTScore encoder)."""
     files = model_files(folder)
     if not files:
         return f"dir:{folder}(no model files)"

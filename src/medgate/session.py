@@ -104,6 +104,10 @@ class ModelSession:
                 continue
             pending += [(key, chat, plan.params) for key, chat in zip(self._keys(plan), plan.chats)]
         self._fill(pending, label="all tasks")
+        # Every selected task's answers are in memory now: free the engine's memory and devices
+        # for scoring and for the next model on this worker (an idle vLLM process slowed
+        # BERTScore by a third on CPU).
+        self._close_engine()
 
     def _plan(self, task: TaskSpec) -> TaskPlan:
         if task.name not in self._plans:
@@ -233,6 +237,9 @@ class ModelSession:
         if self._generation_cache is not None:
             self._generation_cache.close()
             self._generation_cache = None
+        self._close_engine()
+
+    def _close_engine(self) -> None:
         if self._engine is not None:
             self._engine.close()
             self._engine = None

@@ -1,10 +1,16 @@
 """The model's own tokenizer, for prompt building that counts tokens (LongHealth's packing).
 
-Loaded with transformers from the model's location, without starting an engine, so that
-planning does not need the model in memory.
+Loaded without starting an engine, so that planning does not need the model in memory. A local
+model with a ``tokenizer.json`` is read with the ``tokenizers`` library directly: the same
+encoder that transformers' fast tokenizer wraps, without the seconds that importing
+transformers costs (which matters on a cached re-run, where nothing else needs it). Anything
+else (hub ids, slow-only tokenizers, trust_remote_code) goes through ``AutoTokenizer``. Both
+decode raw, without transformers' optional space clean-up, so a cut text is the same either way.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 from medgate.config import ModelSpec
 from medgate.errors import EngineError
@@ -23,6 +29,31 @@ def whitespace_context(context_len: int) -> PromptContext:
 def model_context(spec: ModelSpec, location: str) -> PromptContext:
     if spec.backend == "fake":
         return whitespace_context(spec.max_model_len)
+    folder = Path(location)
+    if not spec.trust_remote_code and (folder / "tokenizer.json").is_file():
+        return _fast_context(spec, folder)
+    return _transformers_context(spec, location)
+
+
+def _fast_context(spec: ModelSpec, folder: Path) -> PromptContext:
+    import tokenizers
+
+    try:
+        tokenizer = tokenizers.Tokenizer.from_file(str(folder / "tokenizer.json"))
+    except Exception as exc:  # tokenizers raises a bare Exception on a malformed file
+        raise EngineError(f"model {spec.name}: cannot load {folder / 'tokenizer.json'}: {exc}") from exc
+
+    def count(text: str) -> int:
+        return len(tokenizer.encode(text, add_special_tokens=False).ids)
+
+    def truncate(text: str, n: int) -> str:
+        ids = tokenizer.encode(text, add_special_tokens=False).ids[: max(n, 0)]
+        return tokenizer.decode(ids, skip_special_tokens=False)
+
+    return PromptContext(count_tokens=count, truncate=truncate, context_len=spec.max_model_len)
+
+
+def _transformers_context(spec: ModelSpec, location: str) -> PromptContext:
     try:
         from transformers import AutoTokenizer
 
@@ -35,6 +66,6 @@ def model_context(spec: ModelSpec, location: str) -> PromptContext:
 
     def truncate(text: str, n: int) -> str:
         ids = tokenizer.encode(text, add_special_tokens=False)[: max(n, 0)]
-        return tokenizer.decode(ids)
+        return tokenizer.decode(ids, clean_up_tokenization_spaces=False)  # raw, as the fast path decodes
 
     return PromptContext(count_tokens=count, truncate=truncate, context_len=spec.max_model_len)

@@ -28,3 +28,29 @@ def test_scores_offline_identity_order_and_empty_prediction():
     related = bertscore(["The patient has pneumonia."], refs[:1], encoder)[0]["bertscore_f1"]
     unrelated = bertscore(["The invoice is due on Friday."], refs[:1], encoder)[0]["bertscore_f1"]
     assert related > unrelated
+
+
+def test_scores_are_cached_per_pair_and_keyed_by_the_encoder(tmp_path, monkeypatch):
+    import medgate.metrics.bertscore as module
+    from medgate.metrics.bertscore import Encoder
+
+    encoder, db = resolve_encoder(), tmp_path / "generations.sqlite"
+    preds = ["Pneumonia in the right lung.", "", "Take acetaminophen instead."]
+    refs = ["The patient has community-acquired pneumonia.", "Any reference.", "Stop ibuprofen and take acetaminophen."]
+    fresh = bertscore(preds, refs, encoder, db)
+    assert fresh == bertscore(preds, refs, encoder)  # caching does not change a score
+    computed: list[list[str]] = []
+    real = module._compute
+
+    def counting(p, r, e):
+        computed.append(list(p))
+        return real(p, r, e)
+
+    monkeypatch.setattr(module, "_compute", counting)
+    assert bertscore(preds, refs, encoder, db) == fresh and computed == []  # every pair from the cache
+    # one new pair: only it is encoded
+    bertscore([preds[0], "Acetaminophen only."], [refs[0], refs[2]], encoder, db)
+    assert computed == [["Acetaminophen only."]]
+    # another layer of the same encoder is another metric: nothing reused
+    bertscore(preds, refs, Encoder(encoder.model, 3, encoder.label), db)
+    assert computed[-1] == [preds[0], preds[2]]

