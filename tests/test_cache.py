@@ -54,6 +54,9 @@ def test_rerun_generates_nothing_and_loads_no_engine(suite, fake_models, tmp_pat
     after = outcomes(suite.path / "reports")
     assert [o["value"] for o in after] == [o["value"] for o in before]
     assert after[0]["provenance"]["cached_items"] == after[0]["provenance"]["n_items"] == 33
+    assert before[0]["provenance"]["device"] == "none"  # what the fake engine reports when loaded
+    assert after[0]["provenance"]["device"] == "none (every answer from the generation cache)"
+    assert after[0]["provenance"]["engine"] == "fake"
     assert first.parseoutcomes() == second.parseoutcomes()
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Callable, ContextManager
 
 from medgate.baseline import load_baseline
-from medgate.cache import GenerationCache, generation_key
+from medgate.cache import GenerationCache, engine_id, generation_key
 from medgate.config import ModelSpec
 from medgate.engines import Engine, make_engine
 from medgate.errors import EngineError, MedgateError
@@ -197,6 +197,11 @@ class ModelSession:
         completions, cached = self._completions(plan)
         seconds = time.monotonic() - started
         result = score(plan, completions, self.spec.name, self.settings.scoring)
+        if "engine" not in self.provenance:  # every answer came from the cache: no engine started
+            self.provenance["engine"] = self.spec.backend
+            self.provenance["device"] = "none (every answer from the generation cache)"
+            if self.spec.backend == "vllm":
+                self.provenance["engine_version"] = engine_id(self.spec).partition(":")[2]
         result.provenance.update(self.provenance)
         result.provenance["cached_items"] = cached
         result.provenance["data_source"] = self.settings.data_source
