@@ -29,7 +29,8 @@ def longhealth_texts() -> list[str]:
 def test_fast_and_transformers_tokenizers_count_and_cut_alike(smollm2):
     spec, location = smollm2
     fast, slow = _fast_context(spec, Path(location)), _transformers_context(spec, location)
-    texts = longhealth_texts() + ["Na+ 131 mmol/L ; K+ 5.9 , Cr 2.1 mg/dL . Pt's BP isn't 90/60 !", ""]
+    texts = longhealth_texts() + ["Na+ 131 mmol/L ; K+ 5.9 , Cr 2.1 mg/dL . Pt's BP isn't 90/60 !", "",
+                                  "  Afebrile overnight.\n\n"]
     assert len(texts) >= 12
     for text in texts:
         assert fast.count_tokens(text) == slow.count_tokens(text)
@@ -37,6 +38,7 @@ def test_fast_and_transformers_tokenizers_count_and_cut_alike(smollm2):
             cut = fast.truncate(text, n)
             assert cut == slow.truncate(text, n)
             assert fast.count_tokens(cut) <= max(n, 0) + 1  # a re-encoded cut may merge at its edge
+        assert fast.truncate(text, fast.count_tokens(text)) == text  # raw decode: nothing tidied away
 
 
 def test_local_model_with_tokenizer_json_takes_the_fast_path(smollm2, monkeypatch):

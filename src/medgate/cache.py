@@ -79,44 +79,40 @@ class GenerationCache:
         self._db.executescript(_SCHEMA)
 
     def get_many(self, keys: Sequence[str]) -> dict[str, Completion]:
-        found: dict[str, Completion] = {}
-        unique = list(dict.fromkeys(keys))
-        for start in range(0, len(unique), 500):
-            chunk = unique[start : start + 500]
-            rows = self._db.execute(
-                f"SELECT key, text, prompt_tokens, completion_tokens, finish_reason FROM generations "
-                f"WHERE key IN ({','.join('?' * len(chunk))})", chunk,
-            )
-            for key, text, pt, ct, fr in rows:
-                found[key] = Completion(text=text, prompt_tokens=pt, completion_tokens=ct, finish_reason=fr)
-        return found
+        rows = self._rows("generations", "text, prompt_tokens, completion_tokens, finish_reason", keys)
+        return {key: Completion(text=text, prompt_tokens=pt, completion_tokens=ct, finish_reason=fr)
+                for key, text, pt, ct, fr in rows}
 
     def put_many(self, model: str, entries: Sequence[tuple[str, Completion]]) -> None:
         """Store finished generations in one transaction; failed items are never cached."""
-        rows = [(k, model, c.text, c.prompt_tokens, c.completion_tokens, c.finish_reason, time.time())
-                for k, c in entries if c.error is None]
+        self._insert("generations", [
+            (k, model, c.text, c.prompt_tokens, c.completion_tokens, c.finish_reason, time.time())
+            for k, c in entries if c.error is None
+        ])
+
+    def get_scores(self, keys: Sequence[str]) -> dict[str, dict[str, float]]:
+        return {key: json.loads(value) for key, value in self._rows("scores", "scores", keys)}
+
+    def put_scores(self, entries: Sequence[tuple[str, dict[str, float]]]) -> None:
+        self._insert("scores", [(k, json.dumps(v, sort_keys=True), time.time()) for k, v in entries])
+
+    def _rows(self, table: str, columns: str, keys: Sequence[str]) -> list[tuple[Any, ...]]:
+        """Rows (key first) of the given keys; chunked below SQLite's limit on query parameters."""
+        unique = list(dict.fromkeys(keys))
+        rows: list[tuple[Any, ...]] = []
+        for start in range(0, len(unique), 500):
+            chunk = unique[start : start + 500]
+            rows += self._db.execute(
+                f"SELECT key, {columns} FROM {table} WHERE key IN ({','.join('?' * len(chunk))})", chunk
+            ).fetchall()
+        return rows
+
+    def _insert(self, table: str, rows: list[tuple[Any, ...]]) -> None:
         if not rows:
             return
         with self._db:  # BEGIN ... COMMIT, retried by sqlite's busy timeout under contention
             self._db.execute("BEGIN IMMEDIATE")
-            self._db.executemany("INSERT OR REPLACE INTO generations VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
-
-    def get_scores(self, keys: Sequence[str]) -> dict[str, dict[str, float]]:
-        found: dict[str, dict[str, float]] = {}
-        unique = list(dict.fromkeys(keys))
-        for start in range(0, len(unique), 500):
-            chunk = unique[start : start + 500]
-            rows = self._db.execute(f"SELECT key, scores FROM scores WHERE key IN ({','.join('?' * len(chunk))})", chunk)
-            found.update((key, json.loads(value)) for key, value in rows)
-        return found
-
-    def put_scores(self, entries: Sequence[tuple[str, dict[str, float]]]) -> None:
-        rows = [(k, json.dumps(v, sort_keys=True), time.time()) for k, v in entries]
-        if not rows:
-            return
-        with self._db:
-            self._db.execute("BEGIN IMMEDIATE")
-            self._db.executemany("INSERT OR REPLACE INTO scores VALUES (?, ?, ?)", rows)
+            self._db.executemany(f"INSERT OR REPLACE INTO {table} VALUES ({', '.join('?' * len(rows[0]))})", rows)
 
     def count(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM generations").fetchone()[0])

@@ -7,11 +7,10 @@ problem is a :class:`ConfigError` naming the file and the dotted key.
 from __future__ import annotations
 
 import re
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
-
-import tomllib
 
 from medgate.errors import ConfigError
 from medgate.tasks import TASKS

@@ -46,15 +46,15 @@ class TaskGate:
         self.session = session
         self.task = task
         self.state = request.config.stash[STATE]
+        tasks = list(self.state.selected.get(session.spec.name, {task.name: task}).values())
         # One batched generation for every selected task of this model, before any is scored.
-        session.prefetch(list(self.state.selected.get(session.spec.name, {task.name: task}).values()))
+        session.prefetch(tasks)
         self.result = session.result(task)
         if self.state.save_baseline and task.name not in session.saved_baselines:
             save_baseline(self.state.baselines_dir, self.state.save_baseline, self.result, package_versions())
             session.saved_baselines.add(task.name)
         self.comparisons: dict[tuple[str, str], Any] = {}
         if self.state.baseline:  # in setup, so a baseline that does not fit is an error of the test
-            tasks = list(self.state.selected.get(session.spec.name, {task.name: task}).values())
             self.comparisons = session.comparisons(tasks, self.state.baselines_dir, self.state.baseline, task)
 
     def gate(self, metric: str) -> gating.Verdict:
@@ -73,7 +73,6 @@ class TaskGate:
         if verdict.status in ("no_threshold", "not_computed"):
             pytest.skip(verdict.message)
         return verdict
-
 
     def _attach_samples(self) -> None:
         """Once per model and task, on a test (not its fixture, where Allure would file it apart)."""

@@ -128,14 +128,12 @@ def pytest_configure(config: pytest.Config) -> None:
                 check_name(name)
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
-    cache_path = None if config.getoption("medgate_no_cache") else generations_db()
     config.stash[STATE] = State(
         registry=registry, models=models,
         settings=RunSettings(
             data_dir=data_dir, data_source=source, limit=config.getoption("medgate_limit"),
-            scoring=ScoringConfig(config.getoption("medgate_bertscore_encoder"), config.getoption("medgate_bertscore_layers"),
-                                  cache_path=cache_path),
-            cache_path=cache_path,
+            scoring=ScoringConfig(config.getoption("medgate_bertscore_encoder"), config.getoption("medgate_bertscore_layers")),
+            cache_path=None if config.getoption("medgate_no_cache") else generations_db(),
             chunk_size=config.getoption("medgate_chunk_size"),
             rejudge=config.getoption("medgate_rejudge"),
         ),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, ContextManager
 
@@ -196,7 +196,9 @@ class ModelSession:
         started = time.monotonic()
         completions, cached = self._completions(plan)
         seconds = time.monotonic() - started
-        result = score(plan, completions, self.spec.name, self.settings.scoring)
+        # Model-based scores are cached beside the generations, and bypassed with them (--no-cache).
+        scoring = replace(self.settings.scoring, cache_path=self.settings.cache_path)
+        result = score(plan, completions, self.spec.name, scoring)
         if "engine" not in self.provenance:  # every answer came from the cache: no engine started
             self.provenance["engine"] = self.spec.backend
             self.provenance["device"] = "none (every answer from the generation cache)"

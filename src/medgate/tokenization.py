@@ -11,6 +11,7 @@ decode raw, without transformers' optional space clean-up, so a cut text is the 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 from medgate.config import ModelSpec
 from medgate.errors import EngineError
@@ -42,15 +43,8 @@ def _fast_context(spec: ModelSpec, folder: Path) -> PromptContext:
         tokenizer = tokenizers.Tokenizer.from_file(str(folder / "tokenizer.json"))
     except Exception as exc:  # tokenizers raises a bare Exception on a malformed file
         raise EngineError(f"model {spec.name}: cannot load {folder / 'tokenizer.json'}: {exc}") from exc
-
-    def count(text: str) -> int:
-        return len(tokenizer.encode(text, add_special_tokens=False).ids)
-
-    def truncate(text: str, n: int) -> str:
-        ids = tokenizer.encode(text, add_special_tokens=False).ids[: max(n, 0)]
-        return tokenizer.decode(ids, skip_special_tokens=False)
-
-    return PromptContext(count_tokens=count, truncate=truncate, context_len=spec.max_model_len)
+    return _context(spec, lambda text: tokenizer.encode(text, add_special_tokens=False).ids,
+                    lambda ids: tokenizer.decode(ids, skip_special_tokens=False))
 
 
 def _transformers_context(spec: ModelSpec, location: str) -> PromptContext:
@@ -60,12 +54,12 @@ def _transformers_context(spec: ModelSpec, location: str) -> PromptContext:
         tokenizer = AutoTokenizer.from_pretrained(location, revision=spec.revision, trust_remote_code=spec.trust_remote_code)
     except Exception as exc:  # transformers raises OSError, ValueError, ...: the cause is what matters
         raise EngineError(f"model {spec.name}: cannot load its tokenizer from {location}: {exc}") from exc
+    return _context(spec, lambda text: tokenizer.encode(text, add_special_tokens=False),
+                    lambda ids: tokenizer.decode(ids, clean_up_tokenization_spaces=False))  # raw, as the fast path
 
-    def count(text: str) -> int:
-        return len(tokenizer.encode(text, add_special_tokens=False))
 
+def _context(spec: ModelSpec, encode: Callable[[str], list[int]], decode: Callable[[list[int]], str]) -> PromptContext:
     def truncate(text: str, n: int) -> str:
-        ids = tokenizer.encode(text, add_special_tokens=False)[: max(n, 0)]
-        return tokenizer.decode(ids, clean_up_tokenization_spaces=False)  # raw, as the fast path decodes
+        return decode(encode(text)[: max(n, 0)])
 
-    return PromptContext(count_tokens=count, truncate=truncate, context_len=spec.max_model_len)
+    return PromptContext(count_tokens=lambda text: len(encode(text)), truncate=truncate, context_len=spec.max_model_len)

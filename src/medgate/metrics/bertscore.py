@@ -10,8 +10,9 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
-from importlib import metadata
+from contextlib import closing
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 from typing import Sequence
 
@@ -75,33 +76,32 @@ def bertscore(predictions: Sequence[str], references: Sequence[str], encoder: En
 
     Without idf each pair's score depends on that pair alone, so scores are cached per pair
     (``cache_path``: the generation cache's file) and only new pairs load the encoder."""
-    if not predictions:
-        return []
     # bert-score cannot embed an empty string; an empty answer has no similarity to anything.
-    keep = [i for i, p in enumerate(predictions) if p.strip()]
     out = [{"bertscore_p": 0.0, "bertscore_r": 0.0, "bertscore_f1": 0.0} for _ in predictions]
-    store, keys = None, {}
-    if cache_path is not None and keep:
-        from medgate.cache import GenerationCache
+    todo = [i for i, p in enumerate(predictions) if p.strip()]
+    if cache_path is None or not todo:
+        _score_into(out, todo, predictions, references, encoder)
+        return out
+    from medgate.cache import GenerationCache
 
-        store, identity = GenerationCache(cache_path), encoder.identity()
-        keys = {i: _pair_key(identity, predictions[i], references[i]) for i in keep}
+    identity = encoder.identity()
+    keys = {i: _pair_key(identity, predictions[i], references[i]) for i in todo}
+    with closing(GenerationCache(cache_path)) as store:
         found = store.get_scores(list(keys.values()))
-        for i in keep:
-            if keys[i] in found:
-                out[i] = found[keys[i]]
-        keep = [i for i in keep if keys[i] not in found]
-    try:
-        if keep:
-            computed = _compute([predictions[i] for i in keep], [references[i] for i in keep], encoder)
-            for i, scores in zip(keep, computed):
-                out[i] = scores
-            if store is not None:
-                store.put_scores([(keys[i], out[i]) for i in keep])
-    finally:
-        if store is not None:
-            store.close()
+        missing = [i for i in todo if keys[i] not in found]
+        for i in todo:
+            out[i] = found.get(keys[i], out[i])
+        _score_into(out, missing, predictions, references, encoder)
+        store.put_scores([(keys[i], out[i]) for i in missing])
     return out
+
+
+def _score_into(out: list[dict[str, float]], indices: list[int], predictions: Sequence[str],
+                references: Sequence[str], encoder: Encoder) -> None:
+    if indices:
+        computed = _compute([predictions[i] for i in indices], [references[i] for i in indices], encoder)
+        for i, scores in zip(indices, computed):
+            out[i] = scores
 
 
 def _pair_key(identity: str, prediction: str, reference: str) -> str:

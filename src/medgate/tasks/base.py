@@ -27,7 +27,8 @@ class MetricSpec:
 
 @dataclass(frozen=True)
 class ScoringConfig:
-    """Run-wide scoring choices (the BERTScore encoder), and where scores are cached (None: nowhere)."""
+    """Run-wide scoring choices (the BERTScore encoder), and where scores are cached (None:
+    nowhere; the model session sets it to the generation cache's file)."""
 
     bertscore_encoder: str = "minilm"
     bertscore_layers: int | None = None
