@@ -24,11 +24,11 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def prompts_by_task(model: str) -> dict[str, tuple[list, dict]]:
-    from medgate.config import load_registry
-    from medgate.fingerprint import resolve_location
-    from medgate.runner import plan_task
+    from medgate.models.fingerprint import resolve_location
+    from medgate.models.registry import load_registry
+    from medgate.models.tokenization import model_context
+    from medgate.pipeline.plan import plan_task
     from medgate.tasks import TASKS
-    from medgate.tokenization import model_context
 
     spec = load_registry(REPO / "models.toml").resolve(model)
     location = resolve_location(spec)
@@ -44,19 +44,21 @@ def part_engine(model: str, per_task: bool) -> None:
     """(a) one engine and one call for everything, or (c) one engine per task."""
     import vllm
 
-    from medgate.config import load_registry
-    from medgate.fingerprint import resolve_location
+    from medgate.models.engines import backend_of
+    from medgate.models.fingerprint import resolve_location
+    from medgate.models.registry import load_registry
 
     spec = load_registry(REPO / "models.toml").resolve(model)
     location = resolve_location(spec)
-    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(spec.cpu_kv_cache_gib))
+    opts = backend_of(spec).settings(spec)
+    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(opts["cpu_kv_cache_gib"]))
     os.environ.setdefault("VLLM_CPU_NUM_OF_RESERVED_CPU", "0")
     plans = prompts_by_task(model)
     started = time.perf_counter()
 
     def engine():
         return vllm.LLM(model=location, dtype=spec.dtype, max_model_len=spec.max_model_len, seed=spec.seed,
-                        enforce_eager=spec.enforce_eager, enable_prefix_caching=True)
+                        enforce_eager=opts["enforce_eager"], enable_prefix_caching=True)
 
     def params(p):
         return vllm.SamplingParams(temperature=p["temperature"], top_p=p["top_p"], seed=p["seed"], max_tokens=p["max_tokens"])

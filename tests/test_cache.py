@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from medgate.cache import GenerationCache
-from medgate.types import Completion
+from medgate.core.types import Completion
+from medgate.pipeline.cache import GenerationCache
 from tests.conftest import FIXTURES, REPO, outcomes, write_models
 
 
@@ -41,6 +41,9 @@ def test_cache_round_trip_and_failed_items_are_not_stored(tmp_path):
     cache.put_many("m", [("k1", Completion("yes", 3, 1, "stop")), ("k2", Completion("", error="too long"))])
     assert cache.get_many(["k1", "k2", "k3"]) == {"k1": Completion("yes", 3, 1, "stop")}
     assert cache.count() == 1
+    # the same file is the BERTScore pair store (the ScoreStore the metric is handed)
+    cache.put_scores([("p1", {"bertscore_f1": 0.5})])
+    assert cache.get_scores(["p1", "p2"]) == {"p1": {"bertscore_f1": 0.5}}
 
 
 def test_rerun_generates_nothing_and_loads_no_engine(suite, fake_models, tmp_path, monkeypatch):
@@ -109,10 +112,10 @@ def test_killed_run_keeps_finished_chunks_and_resumes(suite, fake_models, tmp_pa
 
 
 def test_engine_is_shut_down_once_the_plan_is_generated_and_not_loaded_again(fake_models, monkeypatch):
-    import medgate.session as session_module
-    from medgate.config import load_registry
-    from medgate.engines.fake import FakeEngine
-    from medgate.session import ModelSession, RunSettings
+    import medgate.pipeline.model_run as model_run_module
+    from medgate.models.engines.fake import FakeEngine
+    from medgate.models.registry import load_registry
+    from medgate.pipeline.model_run import ModelRun, RunSettings
     from medgate.tasks import TASKS
 
     events: list[str] = []
@@ -125,9 +128,9 @@ def test_engine_is_shut_down_once_the_plan_is_generated_and_not_loaded_again(fak
         events.append("load")
         return Watched(spec)
 
-    monkeypatch.setattr(session_module, "make_engine", make)
+    monkeypatch.setattr(model_run_module, "make_engine", make)
     spec = load_registry(fake_models).resolve("fake-a")
-    session = ModelSession(spec, RunSettings(data_dir=FIXTURES, data_source="synthetic", limit=5))
+    session = ModelRun(spec, RunSettings(data_dir=FIXTURES, data_source="synthetic", limit=5))
     tasks = [TASKS["mednli"], TASKS["medisumcode"]]
     session.prefetch(tasks)
     assert events == ["load", "close"]  # scoring runs with the engine's memory already free

@@ -1,7 +1,7 @@
 import pytest
 
-from medgate.config import load_registry
-from medgate.errors import ConfigError
+from medgate.core.errors import ConfigError
+from medgate.models.registry import load_registry
 from tests.conftest import REPO, write_models
 
 VALID = """
@@ -32,7 +32,7 @@ def test_valid_file_parses(tmp_path):
     registry = load_registry(write_models(tmp_path / "models.toml", VALID))
     spec = registry.models["m"]
     assert (spec.source, spec.location) == ("path", str(tmp_path))
-    assert spec.max_model_len == 2048 and spec.gpu_memory_utilization == 0.8
+    assert spec.max_model_len == 2048 and spec.options["gpu_memory_utilization"] == 0.8
     assert spec.threshold("mednli", "accuracy") == 0.5 and spec.threshold("mednli", "no_label_rate") is None
 
 

@@ -2,8 +2,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from medgate.devices import assign_devices, visible_pool
-from medgate.errors import ConfigError
+from medgate.core.errors import ConfigError
+from medgate.plugin.devices import assign_devices, visible_pool
 
 
 def test_blocks_follow_worker_index_and_tensor_parallel_size():

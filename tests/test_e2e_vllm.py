@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from medgate.runner import plan_task
+from medgate.pipeline.plan import plan_task
 from medgate.tasks import TASKS
 from tests.conftest import REPO, outcomes
 
@@ -78,7 +78,7 @@ def test_every_metric_of_all_six_tasks_is_reported(main_run):
 def test_longhealth_packing_is_recorded_with_the_models_tokenizer(main_run):
     _, reports = main_run
     o = next(o for o in outcomes(reports) if o["task"] == "longhealth")
-    packing = o["provenance"]["packing"]
+    packing = o["provenance"]["item_totals"]
     assert packing["prompts"] == 12 * 15 and packing["tokens_kept"] > 0
     assert "longhealth packing" in (reports / "summary.md").read_text()
 

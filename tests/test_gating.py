@@ -1,6 +1,6 @@
-from medgate.gating import check
+from medgate.core.types import ItemRecord, TaskResult
+from medgate.judging.verdict import check
 from medgate.tasks.mednli import TASK
-from medgate.types import ItemRecord, TaskResult
 
 
 def result(value, errors=0):

@@ -29,7 +29,7 @@ def probe(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_probe="""
         import os
         def test_devices(medgate_model):
-            print("DEVICES", os.environ.get("PYTEST_XDIST_WORKER"), medgate_model.spec.name, os.environ.get("CUDA_VISIBLE_DEVICES"))
+            print("DEVICES", os.environ.get("PYTEST_XDIST_WORKER"), medgate_model.run.spec.name, os.environ.get("CUDA_VISIBLE_DEVICES"))
         """)
 
 

@@ -15,10 +15,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import httpx
 import pytest
 
-from medgate.config import ModelSpec
-from medgate.engines.openai_server import OpenAIServerEngine
-from medgate.errors import EngineError
-from medgate.types import GenParams
+from medgate.core.errors import EngineError
+from medgate.core.types import GenParams
+from medgate.models.engines.openai_server import OpenAIServerEngine
+from medgate.models.spec import ModelSpec
 from tests.conftest import FIXTURES, REPO, outcomes, write_models
 
 
@@ -73,9 +73,9 @@ def stub(monkeypatch):
     server.shutdown()
 
 
-def spec(**kw) -> ModelSpec:
-    return ModelSpec(**{"name": "srv", "source": "hub", "location": "m", "backend": "openai", "max_retries": 3,
-                        "concurrency": 4, **kw})
+def spec(**options) -> ModelSpec:
+    return ModelSpec(name="srv", source="hub", location="m", backend="openai",
+                     options={"max_retries": 3, "concurrency": 4, **options})
 
 
 def chat(text: str):
@@ -91,14 +91,14 @@ def test_answers_in_order_with_token_counts_and_the_key_from_the_environment(stu
 
 
 def test_retries_with_backoff_then_succeeds(stub, monkeypatch):
-    monkeypatch.setattr("medgate.engines.openai_server.time.sleep", lambda s: None)
+    monkeypatch.setattr("medgate.models.engines.openai_server.time.sleep", lambda s: None)
     Stub.failures = 2
     (answer,) = OpenAIServerEngine(spec(), "m").generate([chat("q")], GenParams(max_tokens=5))
     assert answer.text == "ENTAILMENT" and answer.error is None
 
 
 def test_gives_up_after_max_retries_and_does_not_retry_a_bad_request(stub, monkeypatch):
-    monkeypatch.setattr("medgate.engines.openai_server.time.sleep", lambda s: None)
+    monkeypatch.setattr("medgate.models.engines.openai_server.time.sleep", lambda s: None)
     Stub.failures = 10
     (busy,) = OpenAIServerEngine(spec(max_retries=2), "m").generate([chat("q")], GenParams(max_tokens=5))
     assert busy.error.startswith("gave up after 3 attempts: HTTP 503")
@@ -122,7 +122,7 @@ def test_unreachable_server_and_unknown_model_are_clear_errors(stub, monkeypatch
 @pytest.fixture(scope="module")
 def vllm_server(tmp_path_factory):
     """A real vLLM OpenAI-compatible server on loopback, serving the embedded model."""
-    from medgate.embedded import smollm2_checkpoint
+    from medgate.models.embedded import smollm2_checkpoint
 
     checkpoint = smollm2_checkpoint()
     port = free_port()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from medgate.runner import plan_task
+from medgate.pipeline.plan import plan_task
 from medgate.tasks import mednli
 from tests.conftest import FIXTURES, REPO, outcomes, write_models
 
@@ -93,7 +93,7 @@ def test_one_engine_load_per_model_under_xdist(pytester, fake_models, tmp_path, 
 
         @pytest.mark.parametrize("i", range(12))
         def test_uses_engine(medgate_model, i):
-            assert medgate_model.engine is not None
+            assert medgate_model.run.engine is not None
         """
     )
     result = run(pytester, fake_models, "-n", "2", "--model", "fake-a", "--model", "fake-b")

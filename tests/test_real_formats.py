@@ -80,13 +80,13 @@ def test_all_six_tasks_run_on_real_format_files(pytester: pytest.Pytester, tmp_p
     # LongHealth: "A" is right for task 1 and 2 prompts (gold pneumonia is option A), wrong for task 3 (gold F)
     assert found[("longhealth", "accuracy_task1")]["value"] == 1.0
     assert found[("longhealth", "accuracy_task3")]["value"] == 0.0
-    packing = found[("longhealth", "accuracy_task1")]["provenance"]["packing"]
+    packing = found[("longhealth", "accuracy_task1")]["provenance"]["item_totals"]
     assert packing["prompts"] == 30 and packing["answer_span_cut"] == 0
     # a threshold on a metric that cannot be computed is skipped with the reason, never passed
     umls = found[("problem_summary", "umls_f1")]
     assert umls["status"] == "not_computed"
     assert "problem_summary umls_f1: not computed: scispaCy is not installed" in result.stdout.str()
     assert found[("problem_summary", "rouge1")]["status"] == "pass"
-    assert "all-MiniLM-L6-v2" in found[("meqsum", "bertscore_f1")]["provenance"]["bertscore_encoder"]
+    assert "all-MiniLM-L6-v2" in found[("meqsum", "bertscore_f1")]["provenance"]["notes"]["bertscore_encoder"]
     summary = (pytester.path / "reports" / "summary.md").read_text()
     assert "longhealth packing" in summary and "bertscore" in summary.lower()

@@ -7,10 +7,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from medgate.gating import check
-from medgate.regression import BaselineMismatch, compare, judge
-from medgate.tasks import meqsum, mednli
-from medgate.types import ItemRecord, TaskResult
+from medgate.core.types import ItemRecord, TaskResult
+from medgate.judging.regression import BaselineMismatch, compare, judge
+from medgate.judging.verdict import check
+from medgate.tasks import mednli, meqsum
 
 PROV = {"dataset_hash": "sha256:x", "prompt_version": "p1", "decoding": {"max_tokens": 20}}
 

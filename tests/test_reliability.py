@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 
 import pytest
@@ -95,3 +96,22 @@ def test_tokens_never_reach_any_output_file(suite, fake_models, monkeypatch, pri
             assert value.encode() not in data, f"{value} leaked into {path}"
     for value in canaries.values():
         assert value not in result.stdout.str() + result.stderr.str()
+
+
+def test_a_prompt_longer_than_the_context_errors_its_task_naming_the_item(suite, tmp_path):
+    models = write_models(tmp_path / "models.toml", """
+        [models.tiny]
+        path = "."
+        backend = "fake"
+        fake_reply = "ENTAILMENT"
+        max_model_len = 120
+        """)
+    result = medgate(suite, models, "tests_medical", "--model", "tiny")
+    out = result.stdout.str()
+    # MedNLI prompts (system, three examples, the item) run to about 150 words: every item is refused
+    result.assert_outcomes(errors=9)
+    assert re.search(r"tiny mednli: 33 of 33 items could not be generated \(first: item \S+: prompt of \d+ tokens "
+                     r"does not fit the context of 120 tokens\)", out)
+    assert "Traceback" not in out
+    found = {(o["task"], o["metric"]): o for o in outcomes(suite.path / "reports")}
+    assert found[("mednli", "accuracy")]["status"] == "error"

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from medgate.cli import build_html
+from medgate.core.outcome import Comparison, Outcome
 from medgate.reporting.allure import CATEGORIES, executor_info
 from medgate.reporting.charts import model_chart
 from medgate.reporting.table import models_table, store_run, write_models_table
@@ -16,9 +17,13 @@ from tests.conftest import FIXTURES, REPO
 
 
 def outcome(model, task, metric, value, status="pass", **extra):
-    return {"model": model, "task": task, "metric": metric, "value": value, "low": value - 0.1, "high": value + 0.1,
-            "threshold": 0.2, "status": status, "higher_is_better": True, "comparison": None, "message": "",
-            "provenance": {}, **extra}
+    return Outcome(model=model, task=task, metric=metric, value=value, low=value - 0.1, high=value + 0.1,
+                   threshold=0.2, status=status, message="", **extra)
+
+
+def comparison(baseline: float) -> Comparison:
+    return Comparison(task="t", metric="m", test="paired bootstrap", n_pairs=10, baseline=baseline, current=0.2,
+                      drop=0.1, drop_low=0.0, drop_high=0.2, p_value=0.5)
 
 
 def test_executor_from_ci_variables_without_secrets():
@@ -44,7 +49,7 @@ def test_models_table_takes_the_latest_value_per_model_task_metric(tmp_path):
 
 def test_model_chart_is_a_png_with_a_row_per_metric(tmp_path):
     few = model_chart("a", [outcome("a", "mednli", "accuracy", 0.5)], tmp_path / "few.png")
-    many = model_chart("a", [outcome("a", "t", f"m{i}", 0.1 * i, comparison={"baseline": 0.3}) for i in range(9)],
+    many = model_chart("a", [outcome("a", "t", f"m{i}", 0.1 * i, comparison=comparison(0.3)) for i in range(9)],
                        tmp_path / "many.png")
     heights = []
     for path in (few, many):

@@ -1,4 +1,4 @@
-from medgate.scheduling import model_scope
+from medgate.plugin.scheduling import model_scope
 
 MODELS = ["llama-3", "llama-3-70b", "smollm2"]
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from medgate.config import load_registry
-from medgate.errors import EngineError
-from medgate.fingerprint import resolve_location
-from medgate.tokenization import _fast_context, _transformers_context, model_context
+from medgate.core.errors import EngineError
+from medgate.models.fingerprint import resolve_location
+from medgate.models.registry import load_registry
+from medgate.models.tokenization import _fast_context, _transformers_context, model_context
 from tests.conftest import FIXTURES, REPO
 
 
@@ -44,7 +44,7 @@ def test_fast_and_transformers_tokenizers_count_and_cut_alike(smollm2):
 def test_local_model_with_tokenizer_json_takes_the_fast_path(smollm2, monkeypatch):
     spec, location = smollm2
     calls = []
-    monkeypatch.setattr("medgate.tokenization._transformers_context", lambda *a: calls.append(a))
+    monkeypatch.setattr("medgate.models.tokenization._transformers_context", lambda *a: calls.append(a))
     context = model_context(spec, location)
     assert calls == [] and context.count_tokens("discharge summary") > 0
     # trust_remote_code may bring a custom tokenizer: then transformers decides

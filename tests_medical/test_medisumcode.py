@@ -2,7 +2,9 @@
 
 import pytest
 
-from medgate.tasks.medisumcode import TASK  # the task this module gates (read by the medgate_task fixture)
+from medgate.tasks import get_task
+
+TASK = get_task("medisumcode")  # from the task registry; the medgate_task fixture reads it
 
 
 @pytest.mark.parametrize("metric", TASK.metric_names)

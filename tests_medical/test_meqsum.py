@@ -2,7 +2,9 @@
 
 import pytest
 
-from medgate.tasks.meqsum import TASK  # the task this module gates (read by the medgate_task fixture)
+from medgate.tasks import get_task
+
+TASK = get_task("meqsum")  # from the task registry; the medgate_task fixture reads it
 
 
 @pytest.mark.parametrize("metric", TASK.metric_names)

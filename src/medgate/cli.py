@@ -11,10 +11,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from medgate.paths import PACKAGE_ROOT
+from medgate.core.paths import SOURCE_ROOT
 from medgate.reporting.table import write_models_table
 
-_ALLURE = PACKAGE_ROOT.parent.parent / "tools" / "allure" / "node_modules" / ".bin" / "allure"
+_ALLURE = SOURCE_ROOT / "tools" / "allure" / "node_modules" / ".bin" / "allure"
 
 
 def allure_binary() -> Path:

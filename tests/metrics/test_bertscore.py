@@ -1,6 +1,6 @@
 import pytest
 
-from medgate.errors import ConfigError
+from medgate.core.errors import ConfigError
 from medgate.metrics.bertscore import PAPER_ENCODER, bertscore, packaged_minilm, resolve_encoder
 
 
@@ -34,7 +34,17 @@ def test_scores_are_cached_per_pair_and_keyed_by_the_encoder(tmp_path, monkeypat
     import medgate.metrics.bertscore as module
     from medgate.metrics.bertscore import Encoder
 
-    encoder, db = resolve_encoder(), tmp_path / "generations.sqlite"
+    class DictStore:  # the ScoreStore protocol; the pipeline hands in its SQLite cache
+        def __init__(self):
+            self.rows = {}
+
+        def get_scores(self, keys):
+            return {k: self.rows[k] for k in keys if k in self.rows}
+
+        def put_scores(self, entries):
+            self.rows.update(entries)
+
+    encoder, db = resolve_encoder(), DictStore()
     preds = ["Pneumonia in the right lung.", "", "Take acetaminophen instead."]
     refs = ["The patient has community-acquired pneumonia.", "Any reference.", "Stop ibuprofen and take acetaminophen."]
     fresh = bertscore(preds, refs, encoder, db)

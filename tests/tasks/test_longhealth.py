@@ -5,9 +5,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from medgate.errors import DataError
+from medgate.core.errors import DataError
+from medgate.models.engines.fake import whitespace_context
 from medgate.tasks import longhealth as task
-from medgate.tokenization import whitespace_context
 from tests.conftest import FIXTURES
 
 BENCH = json.loads((FIXTURES / "benchmark_v5.json").read_text())
@@ -88,7 +88,7 @@ def test_packing_never_exceeds_the_budget(budget):
     ],
 )
 def test_scoring(output, gold, correct):
-    from medgate.types import Sample
+    from medgate.core.types import Sample
 
     sample = Sample(id="x", fields={"task": 2}, reference=gold)
     assert task.score_sample(output, sample) == {"accuracy_task2": correct}

@@ -5,9 +5,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from medgate.errors import DataError
+from medgate.core.errors import DataError
+from medgate.core.types import Sample
 from medgate.tasks import medisumcode as task
-from medgate.types import Sample
 from tests.conftest import FIXTURES
 
 

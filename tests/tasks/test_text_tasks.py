@@ -8,9 +8,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from openpyxl import Workbook
 
-from medgate.errors import DataError
+from medgate.core.errors import DataError
+from medgate.core.types import Sample
 from medgate.tasks import medisumqa, meqsum, problem_summary
-from medgate.types import Sample
 from tests.conftest import FIXTURES
 
 

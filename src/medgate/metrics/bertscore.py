@@ -10,17 +10,19 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
-from contextlib import closing
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Sequence
 
-from medgate.errors import ConfigError
+from medgate.core.errors import ConfigError
+from medgate.core.fingerprint import folder_fingerprint
+from medgate.core.types import ScoreStore
 
 PAPER_ENCODER = "allenai/scibert_scivocab_uncased"
 PAPER_LAYERS = 8
 DEFAULT_ENCODER = "minilm"  # the packaged MiniLM; any other value is a local path or hub id
+BERTSCORE_METRICS = ("bertscore_p", "bertscore_r", "bertscore_f1")
 
 
 @dataclass(frozen=True)
@@ -34,8 +36,6 @@ class Encoder:
 
     def identity(self) -> str:
         """What decides the scores: the encoder's files (or hub id), layer and bert-score version."""
-        from medgate.fingerprint import folder_fingerprint
-
         folder = Path(self.model)
         files = folder_fingerprint(folder) if folder.is_dir() else f"hub:{self.model}"
         return json.dumps([files, self.num_layers, metadata.version("bert-score"), "no-idf", "no-rescale"])
@@ -71,28 +71,25 @@ def _layer_count(folder: Path) -> int:
 
 
 def bertscore(predictions: Sequence[str], references: Sequence[str], encoder: Encoder,
-              cache_path: Path | None = None) -> list[dict[str, float]]:
+              store: ScoreStore | None = None) -> list[dict[str, float]]:
     """Per-item BERTScore precision, recall and F1.
 
-    Without idf each pair's score depends on that pair alone, so scores are cached per pair
-    (``cache_path``: the generation cache's file) and only new pairs load the encoder."""
+    Without idf each pair's score depends on that pair alone, so scores are kept per pair in
+    ``store`` (the pipeline's cache) and only new pairs load the encoder."""
     # bert-score cannot embed an empty string; an empty answer has no similarity to anything.
     out = [{"bertscore_p": 0.0, "bertscore_r": 0.0, "bertscore_f1": 0.0} for _ in predictions]
     todo = [i for i, p in enumerate(predictions) if p.strip()]
-    if cache_path is None or not todo:
+    if store is None or not todo:
         _score_into(out, todo, predictions, references, encoder)
         return out
-    from medgate.cache import GenerationCache
-
     identity = encoder.identity()
     keys = {i: _pair_key(identity, predictions[i], references[i]) for i in todo}
-    with closing(GenerationCache(cache_path)) as store:
-        found = store.get_scores(list(keys.values()))
-        missing = [i for i in todo if keys[i] not in found]
-        for i in todo:
-            out[i] = found.get(keys[i], out[i])
-        _score_into(out, missing, predictions, references, encoder)
-        store.put_scores([(keys[i], out[i]) for i in missing])
+    found = store.get_scores(list(keys.values()))
+    missing = [i for i in todo if keys[i] not in found]
+    for i in todo:
+        out[i] = found.get(keys[i], out[i])
+    _score_into(out, missing, predictions, references, encoder)
+    store.put_scores([(keys[i], out[i]) for i in missing])
     return out
 
 

@@ -76,12 +76,6 @@ def paired_bootstrap(baseline: Sequence[float], current: Sequence[float], *, n_r
     return PairedDiff(delta, float(low), float(high), min(1.0, max(p, 1 / n_resamples)))
 
 
-def paired_interval(baseline: Sequence[float], current: Sequence[float], *, seed: int = 0) -> tuple[float, float]:
-    """Bootstrap interval of the mean paired difference (for accuracies beside McNemar's p)."""
-    diff = paired_bootstrap(baseline, current, seed=seed)
-    return diff.low, diff.high
-
-
 def holm(p_values: Sequence[float]) -> list[float]:
     """Holm-Bonferroni adjusted p-values, in the input order."""
     m = len(p_values)

@@ -1,13 +1,19 @@
-"""Allure results for a medgate test: labels, parameters and the metric as a JSON attachment.
+"""Allure results for a medgate test: labels, parameters, the metric as a JSON attachment and
+an Allure 3 performance metric; and the run files the controller writes once.
 
 Run-specific values (paths, devices) are excluded from Allure's history id so trends hold
-between runs. allure-pytest is optional: without it these calls do nothing.
-"""
+between runs. allure-pytest is optional: without it the per-test calls do nothing."""
 
 from __future__ import annotations
 
 import json
-from typing import Any, Mapping
+import uuid
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from medgate.core.io import atomic_write
+from medgate.core.outcome import Outcome
+from medgate.core.types import Chat, TaskResult
 
 try:
     import allure
@@ -15,12 +21,10 @@ except ImportError:  # pragma: no cover - allure-pytest is a declared dependency
     allure = None
 
 
-def record_test(
-    *, model: str, task: str, metric: str, verdict: Mapping[str, Any], details: Mapping[str, Any],
-    run_specific: Mapping[str, Any],
-) -> None:
+def record_test(outcome: Outcome, result: TaskResult, run_specific: Mapping[str, Any]) -> None:
     if allure is None:
         return
+    model, task, metric = outcome.model, outcome.task, outcome.metric
     allure.dynamic.parent_suite("medgate")
     allure.dynamic.suite(task)
     allure.dynamic.sub_suite(model)
@@ -29,26 +33,25 @@ def record_test(
     allure.dynamic.label("metric", metric)
     allure.dynamic.tag(f"model:{model}", f"task:{task}", f"metric:{metric}")
     # Values change between runs: excluded so the test keeps its history id and its trend.
-    comparison = verdict.get("comparison") or {}
-    low, high = verdict.get("low"), verdict.get("high")
+    comparison = outcome.comparison
     shown = {
-        "value": verdict.get("value"),
-        "interval (95%)": None if low is None else f"{low:.4f} to {high:.4f}",
-        "threshold": verdict.get("threshold"),
-        "gate on": verdict.get("gate_on"),
-        "baseline drop": comparison.get("drop"),
-        "p-value (Holm)": comparison.get("p_adjusted"),
-        "status": verdict.get("status"),
+        "value": outcome.value,
+        "interval (95%)": None if outcome.low is None else f"{outcome.low:.4f} to {outcome.high:.4f}",
+        "threshold": outcome.threshold,
+        "gate on": outcome.gate_on,
+        "baseline drop": comparison.drop if comparison else None,
+        "p-value (Holm)": comparison.p_adjusted if comparison else None,
+        "status": outcome.status,
     }
     for name, value in shown.items():
         allure.dynamic.parameter(name, "none" if value is None else value, excluded=True)
     for name, value in run_specific.items():
         allure.dynamic.parameter(name, value, excluded=True)
-    allure.attach(
-        json.dumps(details, indent=2, sort_keys=True, default=str),
-        name=f"{task}-{metric}.json",
-        attachment_type=allure.attachment_type.JSON,
-    )
+    details = {**outcome.to_dict(), "per_item": [
+        {"id": item.id, "scores": dict(item.scores), "error": item.error} for item in result.items
+    ]}
+    allure.attach(json.dumps(details, indent=2, sort_keys=True, default=str), name=f"{task}-{metric}.json",
+                  attachment_type=allure.attachment_type.JSON)
 
 
 def metric_key(model: str, task: str, metric: str) -> str:
@@ -56,24 +59,23 @@ def metric_key(model: str, task: str, metric: str) -> str:
     return f"{model}.{task}.{metric}"
 
 
-def write_perf(results_dir: str, *, model: str, task: str, metric: str, value: float, better: str,
-               start_ms: int, stop_ms: int) -> None:
+def write_perf(results_dir: str, outcome: Outcome, *, start_ms: int, stop_ms: int) -> None:
     """One Allure 3 performance metric (`<uuid>-perf.json`), so the report trends it across runs."""
-    import os
-    import uuid
-    from pathlib import Path
-
-    record = [{"id": f"{model}/{task}/{metric}", "key": metric_key(model, task, metric), "value": value,
-               "start": start_ms, "stop": stop_ms, "group": model, "better": better}]
-    folder = Path(results_dir)
-    folder.mkdir(parents=True, exist_ok=True)
-    name = f"{uuid.uuid4()}-perf.json"
-    tmp = folder / f".{name}.tmp"  # not read by Allure until renamed
-    tmp.write_text(json.dumps(record), encoding="utf-8")
-    os.replace(tmp, folder / name)
+    model, task, metric = outcome.model, outcome.task, outcome.metric
+    record = [{"id": f"{model}/{task}/{metric}", "key": metric_key(model, task, metric), "value": outcome.value,
+               "start": start_ms, "stop": stop_ms, "group": model,
+               "better": "higher" if outcome.higher_is_better else "lower"}]
+    # atomic: Allure never reads a half-written file from another worker
+    atomic_write(Path(results_dir) / f"{uuid.uuid4()}-perf.json", json.dumps(record))
 
 
-def attach_samples(task: str, samples: list[Mapping[str, Any]]) -> None:
+def sample_records(result: TaskResult, chats: Sequence[Chat]) -> list[dict[str, Any]]:
+    """Per-item prompt, output and scores of a computed task."""
+    return [{"id": item.id, "prompt": list(map(dict, chat)), "output": item.output, "scores": dict(item.scores),
+             "error": item.error} for item, chat in zip(result.items, chats)]
+
+
+def attach_samples(task: str, samples: list[dict[str, Any]]) -> None:
     """Per-item prompts and outputs (shipped synthetic data, or user data with --attach-samples)."""
     if allure is None:
         return
@@ -87,9 +89,9 @@ CATEGORIES = [
      "messageRegex": "(?s).*(below the floor|above the ceiling).*"},
     {"name": "Regression against the baseline", "matchedStatuses": ["failed"],
      "messageRegex": "(?s).*regressed against the baseline.*"},
-    {"name": "Engine error", "matchedStatuses": ["broken", "failed"], "messageRegex": "(?s).*EngineError.*"},
+    {"name": "Engine error", "matchedStatuses": ["broken", "failed"], "messageRegex": "(?s).*(EngineError|EmbeddedModelError).*"},
     {"name": "Data error", "matchedStatuses": ["broken", "failed"],
-     "messageRegex": "(?s).*(DataError|BaselineMismatch|ConfigError).*"},
+     "messageRegex": "(?s).*(DataError|BaselineMismatch|BaselineError|ConfigError).*"},
     {"name": "Metric not computed", "matchedStatuses": ["skipped"], "messageRegex": "(?s).*not computed.*"},
 ]
 
@@ -115,24 +117,13 @@ def executor_info(environ: Mapping[str, str]) -> dict[str, str] | None:
 
 def write_run_files(results_dir: str, properties: Mapping[str, str], environ: Mapping[str, str]) -> None:
     """environment.properties, categories.json and (in CI) executor.json: once, by the controller."""
-    from pathlib import Path
-
-    write_environment(results_dir, properties)
     folder = Path(results_dir)
-    (folder / "categories.json").write_text(json.dumps(CATEGORIES, indent=1), encoding="utf-8")
+    lines = [f"{_escape(k)}={_escape(str(v))}" for k, v in sorted(properties.items())]
+    atomic_write(folder / "environment.properties", "\n".join(lines) + "\n")
+    atomic_write(folder / "categories.json", json.dumps(CATEGORIES, indent=1))
     executor = executor_info(environ)
     if executor:
-        (folder / "executor.json").write_text(json.dumps(executor, indent=1), encoding="utf-8")
-
-
-def write_environment(results_dir: str, properties: Mapping[str, str]) -> None:
-    """environment.properties, written once by the controller."""
-    from pathlib import Path
-
-    lines = [f"{_escape(k)}={_escape(str(v))}" for k, v in sorted(properties.items())]
-    path = Path(results_dir)
-    path.mkdir(parents=True, exist_ok=True)
-    (path / "environment.properties").write_text("\n".join(lines) + "\n", encoding="utf-8")
+        atomic_write(folder / "executor.json", json.dumps(executor, indent=1))
 
 
 def _escape(text: str) -> str:

@@ -4,34 +4,34 @@ its baseline value."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Sequence
+
+from medgate.core.outcome import Outcome
 
 
-def model_chart(model: str, outcomes: Sequence[Mapping[str, Any]], path: Path) -> Path | None:
+def model_chart(model: str, outcomes: Sequence[Outcome], path: Path) -> Path | None:
     import matplotlib
 
     matplotlib.use("Agg")  # no screen on CI machines
     import matplotlib.pyplot as plt
 
-    rows = [o for o in outcomes if o["model"] == model and o.get("value") is not None]
+    rows = [o for o in outcomes if o.model == model and o.value is not None]
     if not rows:
         return None
-    rows.sort(key=lambda o: (o["task"], o["metric"]))
-    labels = [f"{o['task']} {o['metric']}" for o in rows]
+    rows.sort(key=lambda o: (o.task, o.metric))
+    labels = [f"{o.task} {o.metric}" for o in rows]
     fig, ax = plt.subplots(figsize=(8, 0.32 * len(rows) + 1.4))
     ys = range(len(rows))
     colours = {"pass": "tab:green", "fail": "tab:red", "known_gap": "tab:orange"}
     for y, o in zip(ys, rows):
-        colour = colours.get(o["status"], "tab:gray")
-        low, high = o.get("low"), o.get("high")
-        if low is not None and high is not None:
-            ax.plot([low, high], [y, y], color=colour, linewidth=2, alpha=0.6)
-        ax.plot(o["value"], y, "o", color=colour)
-        if o.get("threshold") is not None:
-            ax.plot(o["threshold"], y, "|", color="black", markersize=14, markeredgewidth=2)
-        comparison = o.get("comparison")
-        if comparison:
-            ax.plot(comparison["baseline"], y, "x", color="tab:blue", markersize=8)
+        colour = colours.get(o.status, "tab:gray")
+        if o.low is not None and o.high is not None:
+            ax.plot([o.low, o.high], [y, y], color=colour, linewidth=2, alpha=0.6)
+        ax.plot(o.value, y, "o", color=colour)
+        if o.threshold is not None:
+            ax.plot(o.threshold, y, "|", color="black", markersize=14, markeredgewidth=2)
+        if o.comparison is not None:
+            ax.plot(o.comparison.baseline, y, "x", color="tab:blue", markersize=8)
     ax.set_yticks(list(ys), labels, fontsize=7)
     ax.invert_yaxis()
     ax.set_xlabel("value (dot), 95% CI (bar), threshold (|), baseline (x); green pass, red fail, orange known gap")

@@ -4,12 +4,13 @@ environment facts every report records. Built from outcome dicts, never from pat
 from __future__ import annotations
 
 import json
-import os
 import platform
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Sequence
 
-from medgate.versions import package_versions
+from medgate.core.io import atomic_write
+from medgate.core.outcome import Outcome
+from medgate.core.versions import package_versions
 
 _SYMBOL = {"pass": "PASS", "fail": "FAIL", "no_threshold": "no threshold", "not_computed": "not computed",
            "error": "ERROR", "known_gap": "XFAIL (known gap)"}
@@ -19,35 +20,34 @@ def _fmt(value: Any) -> str:
     return "-" if value is None else f"{value:.4f}"
 
 
-def verdict_rows(outcomes: Iterable[Mapping[str, Any]]) -> list[list[str]]:
+def verdict_rows(outcomes: Iterable[Outcome]) -> list[list[str]]:
     rows = []
-    for o in sorted(outcomes, key=lambda o: (o["model"], o["task"], o["metric"])):
+    for o in sorted(outcomes, key=lambda o: (o.model, o.task, o.metric)):
         bound = "-"
-        if o.get("threshold") is not None:
-            bound = (">= " if o.get("higher_is_better", True) else "<= ") + _fmt(o["threshold"])
-        interval = "-" if o.get("low") is None else f"{o['low']:.4f}-{o['high']:.4f}"
-        comparison = o.get("comparison") or {}
-        drop = "-" if not comparison else f"{comparison['drop']:+.4f} (p={comparison['p_adjusted']:.3g})"
-        rows.append([o["model"], o["task"], o["metric"], _fmt(o.get("value")), interval, bound, drop,
-                     _SYMBOL.get(o["status"], o["status"])])
+        if o.threshold is not None:
+            bound = (">= " if o.higher_is_better else "<= ") + _fmt(o.threshold)
+        interval = "-" if o.low is None else f"{o.low:.4f}-{o.high:.4f}"
+        c = o.comparison
+        drop = "-" if c is None else f"{c.drop:+.4f} (p={c.p_adjusted:.3g})"
+        rows.append([o.model, o.task, o.metric, _fmt(o.value), interval, bound, drop, _SYMBOL[o.status]])
     return rows
 
 
 _HEADER = ["model", "task", "metric", "value", "95% CI", "threshold", "drop vs baseline", "verdict"]
 
 
-def verdict_table(outcomes: Sequence[Mapping[str, Any]]) -> list[str]:
+def verdict_table(outcomes: Sequence[Outcome]) -> list[str]:
     rows = [_HEADER, *verdict_rows(outcomes)]
     widths = [max(len(r[i]) for r in rows) for i in range(len(_HEADER))]
     return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
 
 
-def environment_properties(outcomes: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+def environment_properties(outcomes: Sequence[Outcome]) -> dict[str, str]:
     """Model fingerprints, engine, device, dataset hashes and decoding settings of the run."""
     props: dict[str, str] = {"python": platform.python_version()}
     for o in outcomes:
-        prov = o.get("provenance", {})
-        model, task = o["model"], o["task"]
+        prov = o.provenance
+        model, task = o.model, o.task
         for key in ("model_fingerprint", "engine", "engine_version", "device"):
             if key in prov:
                 props[f"{model}.{key}"] = str(prov[key])
@@ -60,33 +60,29 @@ def environment_properties(outcomes: Sequence[Mapping[str, Any]]) -> dict[str, s
     return props
 
 
-def scoring_notes(outcomes: Sequence[Mapping[str, Any]]) -> dict[str, str]:
-    """Encoders used, LongHealth packing counts and reasons metrics were not computed."""
+def scoring_notes(outcomes: Sequence[Outcome]) -> dict[str, str]:
+    """The scoring notes of each model and task (encoders used, the task's own notes such as
+    LongHealth's packing counts) and the reasons metrics were not computed."""
     notes: dict[str, str] = {}
     for o in outcomes:
-        prov, key = o.get("provenance", {}), f"{o['model']} {o['task']}"
-        if "bertscore_encoder" in prov:
-            notes[f"{key} BERTScore encoder"] = str(prov["bertscore_encoder"])
-        if "packing" in prov:
-            p = prov["packing"]
-            notes[f"{key} packing"] = (f"{p.get('prompts', 0)} prompts, {p.get('tokens_kept', 0)} tokens kept, "
-                                       f"{p.get('tokens_cut', 0)} cut, answer span cut in {p.get('answer_span_cut', 0)}")
-        if o["status"] == "not_computed":
-            notes[f"{key} {o['metric']}"] = o["message"].split(": not computed: ", 1)[-1]
+        key = f"{o.model} {o.task}"
+        for name, text in o.provenance.get("notes", {}).items():
+            notes[f"{key} {name}"] = str(text)
+        if o.status == "not_computed":
+            notes[f"{key} {o.metric}"] = o.message.split(": not computed: ", 1)[-1]
     return notes
 
 
-def write_summary(reports_dir: Path, outcomes: Sequence[Mapping[str, Any]]) -> Path:
+def write_summary(reports_dir: Path, outcomes: Sequence[Outcome]) -> Path:
     """reports/summary.md (read in ten seconds) and summary.json (for tools)."""
-    reports_dir.mkdir(parents=True, exist_ok=True)
     rows = verdict_rows(outcomes)
-    failed = [o for o in outcomes if o["status"] in ("fail", "error")]
-    gaps = [o for o in outcomes if o["status"] == "known_gap"]
+    failed = [o for o in outcomes if o.status in ("fail", "error")]
+    gaps = [o for o in outcomes if o.status == "known_gap"]
     headline = "FAILED" if failed else "PASSED"
     lines = [f"# medgate: {headline}", ""]
-    lines += [f"- {o['message']}" for o in failed]
+    lines += [f"- {o.message}" for o in failed]
     if gaps:
-        lines += ["", f"Known gaps (xfail in models.toml): {len(gaps)}"] + [f"- {o['message']}" for o in gaps]
+        lines += ["", f"Known gaps (xfail in models.toml): {len(gaps)}"] + [f"- {o.message}" for o in gaps]
     if failed or gaps:
         lines.append("")
     lines += ["| " + " | ".join(_HEADER) + " |", "|" + "---|" * len(_HEADER)]
@@ -96,13 +92,6 @@ def write_summary(reports_dir: Path, outcomes: Sequence[Mapping[str, Any]]) -> P
     notes = scoring_notes(outcomes)
     if notes:
         lines += ["", "## Scoring notes", ""] + [f"- {k}: {v}" for k, v in sorted(notes.items())]
-    path = reports_dir / "summary.md"
-    _atomic_write(path, "\n".join(lines) + "\n")
-    _atomic_write(reports_dir / "summary.json", json.dumps(list(outcomes), indent=1, default=str))
+    path = atomic_write(reports_dir / "summary.md", "\n".join(lines) + "\n")
+    atomic_write(reports_dir / "summary.json", json.dumps([o.to_dict() for o in outcomes], indent=1, default=str))
     return path
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)

@@ -6,11 +6,13 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import time
 import uuid
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Sequence
+
+from medgate.core.io import atomic_write
+from medgate.core.outcome import Outcome
 
 COLUMNS = [  # the paper's headline metrics first, then the rest alphabetically
     ("mednli", "accuracy"), ("meqsum", "rougeL"), ("meqsum", "bertscore_f1"), ("problem_summary", "rougeL"),
@@ -21,26 +23,22 @@ COLUMNS = [  # the paper's headline metrics first, then the rest alphabetically
 ]
 
 
-def store_run(reports_dir: Path, outcomes: Sequence[Mapping[str, Any]]) -> Path:
+def store_run(reports_dir: Path, outcomes: Sequence[Outcome]) -> Path:
     """Keep this run's verdicts (values and provenance, no patient text) for later tables."""
-    runs = reports_dir / "runs"
-    runs.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
-    path = runs / f"{stamp}-{uuid.uuid4().hex[:8]}.json"
-    tmp = runs / f".{path.name}.tmp"
-    tmp.write_text(json.dumps({"finished_ns": time.time_ns(), "outcomes": list(outcomes)}, default=str), encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    path = reports_dir / "runs" / f"{stamp}-{uuid.uuid4().hex[:8]}.json"
+    body = {"finished_ns": time.time_ns(), "outcomes": [o.to_dict() for o in outcomes]}
+    return atomic_write(path, json.dumps(body, default=str))
 
 
-def latest_values(reports_dir: Path) -> dict[tuple[str, str, str], dict[str, Any]]:
+def latest_values(reports_dir: Path) -> dict[tuple[str, str, str], Outcome]:
     """The newest outcome per (model, task, metric) over all stored runs."""
-    latest: dict[tuple[str, str, str], dict[str, Any]] = {}
+    latest: dict[tuple[str, str, str], Outcome] = {}
     runs = [json.loads(path.read_text(encoding="utf-8")) for path in (reports_dir / "runs").glob("*.json")]
     for run in sorted(runs, key=lambda r: r.get("finished_ns", 0)):  # file names may tie within a second
-        for o in run["outcomes"]:
-            if o.get("value") is not None:
-                latest[(o["model"], o["task"], o["metric"])] = o
+        for o in map(Outcome.from_dict, run["outcomes"]):
+            if o.value is not None:
+                latest[(o.model, o.task, o.metric)] = o
     return latest
 
 
@@ -54,7 +52,7 @@ def models_table(reports_dir: Path) -> tuple[list[str], list[list[str]]]:
         row = [model]
         for task, metric in columns:
             o = latest.get((model, task, metric))
-            row.append("" if o is None else f"{100 * o['value']:.2f}")  # percentages, as the paper prints
+            row.append("" if o is None or o.value is None else f"{100 * o.value:.2f}")  # percent, as the paper prints
         rows.append(row)
     return header, rows
 
@@ -63,13 +61,11 @@ def write_models_table(reports_dir: Path) -> tuple[Path, Path]:
     header, rows = models_table(reports_dir)
     md = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     md += ["| " + " | ".join(cell or "-" for cell in row) + " |" for row in rows]
-    md_path = reports_dir / "models_table.md"
-    md_path.write_text("Values in percent; the latest run of each model, task and metric.\n\n" + "\n".join(md) + "\n",
-                       encoding="utf-8")
+    md_path = atomic_write(reports_dir / "models_table.md",
+                           "Values in percent; the latest run of each model, task and metric.\n\n" + "\n".join(md) + "\n")
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(header)
     writer.writerows(rows)
-    csv_path = reports_dir / "models_table.csv"
-    csv_path.write_text(buffer.getvalue(), encoding="utf-8")
+    csv_path = atomic_write(reports_dir / "models_table.csv", buffer.getvalue())
     return md_path, csv_path

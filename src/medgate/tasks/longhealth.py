@@ -17,11 +17,12 @@ from __future__ import annotations
 import random
 import re
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
-from medgate.errors import DataError
-from medgate.tasks.base import MetricSpec, PromptContext, TaskSpec, read_json
-from medgate.types import Chat, Sample
+from medgate.core.errors import DataError
+from medgate.core.types import Chat, MetricSpec, PromptContext, Sample
+from medgate.tasks.base import TaskSpec
+from medgate.tasks.files import read_json
 
 LETTERS = ("A", "B", "C", "D", "E")
 OPTION_F = "Question cannot be answered with provided documents"
@@ -172,8 +173,8 @@ def _variant(sample: Sample, task: int, variant: int, docs: list[str], gold: str
     options = dict(f["options"], **({"F": OPTION_F} if with_f else {}))
     return Sample(
         id=f"{sample.id}-task{task}-v{variant}",
-        fields={"task": task, "documents": docs, "question": f["question"], "options": options, "packing": info},
-        reference=gold,
+        fields={"task": task, "documents": docs, "question": f["question"], "options": options},
+        reference=gold, meta=info,
     )
 
 
@@ -199,6 +200,12 @@ def score_sample(output: str, sample: Sample) -> dict[str, float]:
     return {f"accuracy_task{sample.fields['task']}": float(parse_answer(output) == sample.reference)}
 
 
+def packing_notes(totals: Mapping[str, int]) -> dict[str, str]:
+    """The report's line on packing: prompts, tokens kept and cut, answer spans cut."""
+    return {"packing": f"{totals.get('prompts', 0)} prompts, {totals.get('tokens_kept', 0)} tokens kept, "
+                       f"{totals.get('tokens_cut', 0)} cut, answer span cut in {totals.get('answer_span_cut', 0)}"}
+
+
 TASK = TaskSpec(
     name="longhealth",
     title="LongHealth",
@@ -206,14 +213,14 @@ TASK = TaskSpec(
     fewshot=0,
     max_new_tokens=MAX_NEW_TOKENS,
     metrics={
-        "accuracy_task1": MetricSpec("accuracy_task1", "information extraction from the patient's own documents", binary=True),
-        "accuracy_task2": MetricSpec("accuracy_task2", "answer documents among distractors (option F offered)", binary=True),
-        "accuracy_task3": MetricSpec("accuracy_task3", "distractors only: the right answer is F, cannot be answered", binary=True),
+        # task 1: information extraction from the patient's own documents; task 2: the answer documents
+        # among distractors (option F offered); task 3: distractors only, the right answer is F
+        **{name: MetricSpec(name, binary=True) for name in ("accuracy_task1", "accuracy_task2", "accuracy_task3")},
     },
     load_samples=load_samples,
     build_prompt=build_prompt,
     score_sample=score_sample,
     prepare=prepare,
+    notes=packing_notes,
     prompt_version="longhealth-1",
-    credentialed=False,  # fictional patients, published openly
 )

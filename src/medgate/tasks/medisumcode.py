@@ -13,10 +13,11 @@ import re
 from pathlib import Path
 from typing import Sequence
 
-from medgate.errors import DataError
+from medgate.core.errors import DataError
+from medgate.core.types import Chat, MetricSpec, Sample
 from medgate.metrics.sets import prf
-from medgate.tasks.base import MetricSpec, TaskSpec, fewshot_chat, read_json_list, require_text
-from medgate.types import Chat, Sample
+from medgate.tasks.base import TaskSpec, fewshot_chat
+from medgate.tasks.files import read_json_list, require_text
 
 CODE_RE = re.compile(r"\b[A-TV-Z][0-9]{2}(?:\.?[0-9A-Z]{1,4})?\b")
 
@@ -84,11 +85,8 @@ def score_sample(output: str, sample: Sample) -> dict[str, float]:
     return score_codes(parse_codes(output), sample.reference)
 
 
-_DESCRIPTIONS = {
-    "exact_p": "exact code precision (predicted list)", "exact_r": "exact code recall", "exact_f1": "exact code F1",
-    "approx_p": "3-character category precision", "approx_r": "3-character category recall",
-    "approx_f1": "3-character category F1", "valid_ratio": "share of parsed codes that exist in ICD-10-CM",
-}
+# exact: on code lists; approx: on sets of 3-character categories; valid_ratio: parsed codes found in ICD-10-CM
+METRICS = ("exact_p", "exact_r", "exact_f1", "approx_p", "approx_r", "approx_f1", "valid_ratio")
 
 TASK = TaskSpec(
     name="medisumcode",
@@ -96,7 +94,7 @@ TASK = TaskSpec(
     filename="MeDiSumCode.json",
     fewshot=1,
     max_new_tokens=512,
-    metrics={name: MetricSpec(name, text) for name, text in _DESCRIPTIONS.items()},
+    metrics={name: MetricSpec(name) for name in METRICS},
     load_samples=load_samples,
     build_prompt=build_prompt,
     score_sample=score_sample,

@@ -9,10 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-from medgate.errors import DataError
-from medgate.metrics.summary import score_texts, text_metrics
-from medgate.tasks.base import BatchScores, ScoringConfig, TaskSpec, fewshot_chat, read_json_list, require_text
-from medgate.types import Chat, Sample
+from medgate.core.errors import DataError
+from medgate.core.types import BatchScores, Chat, Sample, ScoringConfig
+from medgate.metrics.text import score_texts, text_metrics
+from medgate.tasks.base import TaskSpec, fewshot_chat
+from medgate.tasks.files import read_json_list, require_text
 
 SYSTEM = (
     "You are a physician answering a patient's question about their own hospital stay. Use "

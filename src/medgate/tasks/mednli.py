@@ -11,9 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-from medgate.errors import DataError
-from medgate.tasks.base import MetricSpec, TaskSpec, fewshot_chat, read_jsonl, require_text
-from medgate.types import Chat, Sample
+from medgate.core.errors import DataError
+from medgate.core.types import Chat, MetricSpec, Sample
+from medgate.tasks.base import TaskSpec, fewshot_chat
+from medgate.tasks.files import read_jsonl, require_text
 
 LABELS = ("ENTAILMENT", "NEUTRAL", "CONTRADICTION")
 
@@ -53,13 +54,6 @@ def build_prompt(sample: Sample, shots: Sequence[Sample]) -> Chat:
     return fewshot_chat(SYSTEM, _user_text, sample, shots, answer=lambda shot: str(shot.reference).upper())
 
 
-def parse_answer(text: str) -> str | None:
-    """The single label the output names, or None when it names none or several."""
-    upper = text.upper()
-    named = [label for label in LABELS if label in upper]
-    return named[0].lower() if len(named) == 1 and upper.count(named[0]) == 1 else None
-
-
 def score_sample(output: str, sample: Sample) -> dict[str, float]:
     """Reference rule for correctness; ``no_label`` is 1 when no valid label appears at all."""
     upper = output.upper()
@@ -75,10 +69,10 @@ TASK = TaskSpec(
     fewshot=3,
     max_new_tokens=20,
     metrics={
-        "accuracy": MetricSpec("accuracy", "share of items whose gold label occurs exactly once in the output", binary=True),
-        "no_label_rate": MetricSpec(
-            "no_label_rate", "share of outputs naming none of the three labels", higher_is_better=False, binary=True
-        ),
+        # the share of items whose gold label occurs exactly once in the output
+        "accuracy": MetricSpec("accuracy", binary=True),
+        # the share of outputs naming none of the three labels
+        "no_label_rate": MetricSpec("no_label_rate", higher_is_better=False, binary=True),
     },
     load_samples=load_samples,
     build_prompt=build_prompt,

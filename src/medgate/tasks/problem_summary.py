@@ -13,10 +13,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-from medgate.errors import DataError
-from medgate.metrics.summary import score_texts, text_metrics
-from medgate.tasks.base import BatchScores, ScoringConfig, TaskSpec, fewshot_chat, read_table, require_columns
-from medgate.types import Chat, Sample
+from medgate.core.errors import DataError
+from medgate.core.types import BatchScores, Chat, Sample, ScoringConfig
+from medgate.metrics.text import score_texts, text_metrics
+from medgate.tasks.base import TaskSpec, fewshot_chat
+from medgate.tasks.files import read_table, require_columns
 
 # test-file name -> train-file name of the same column
 _ALIASES = {"Subjectives": "Subjective Sections", "Objectives": "Objective Sections"}

@@ -1,0 +1,85 @@
+"""A fake engine for testing the plumbing (scheduling, reporting) without a model.
+
+It answers every chat with the model's ``fake_reply``. When ``MEDGATE_FAKE_LOAD_LOG`` names a
+file, each load appends a line "<model> <pid> <worker>" so tests can count engine loads across
+workers; ``MEDGATE_FAKE_DELAY`` (seconds per chat) makes it slow enough to be killed mid-run;
+``MEDGATE_FAKE_DIE_AFTER`` ("<model>:<count>") makes that model's engine die after that many answers.
+Words count as tokens: a prompt of at least ``max_model_len`` words is refused, as vLLM refuses
+a prompt longer than the context.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Sequence
+
+from medgate.core.errors import EngineError
+from medgate.core.types import Chat, Completion, GenParams, PromptContext
+from medgate.models.engines.base import Backend, Option, ProgressFactory
+from medgate.models.spec import ModelSpec
+
+
+class FakeEngine:
+    answered = 0  # answers given by this engine, for MEDGATE_FAKE_DIE_AFTER
+
+    def __init__(self, spec: ModelSpec, location: str = "") -> None:
+        self.spec = spec
+        self.reply = BACKEND.settings(spec)["fake_reply"]
+        log = os.environ.get("MEDGATE_FAKE_LOAD_LOG")
+        if log:
+            with open(log, "a", encoding="utf-8") as handle:
+                handle.write(f"{spec.name} {os.getpid()} {os.environ.get('PYTEST_XDIST_WORKER', 'main')}\n")
+
+    def generate(
+        self, chats: Sequence[Chat], params: GenParams | Sequence[GenParams], *, progress: ProgressFactory | None = None
+    ) -> list[Completion]:
+        bar = progress(total=len(chats)) if progress else None
+        delay = float(os.environ.get("MEDGATE_FAKE_DELAY", "0"))
+        doomed, _, count = os.environ.get("MEDGATE_FAKE_DIE_AFTER", "").partition(":")
+        die_after = int(count) if doomed == self.spec.name else -1
+        out = []
+        for chat in chats:
+            if delay:
+                time.sleep(delay)
+            if 0 <= die_after <= self.answered:
+                raise EngineError(f"model {self.spec.name}: the engine died after {self.answered} answers")
+            self.answered += 1
+            prompt_tokens = sum(len(m["content"].split()) for m in chat)  # words as tokens
+            if prompt_tokens >= self.spec.max_model_len:  # as vLLM's engine refuses it
+                out.append(Completion(text="", prompt_tokens=prompt_tokens, error=f"prompt of {prompt_tokens} tokens "
+                                      f"does not fit the context of {self.spec.max_model_len} tokens"))
+                continue
+            text = self.reply
+            out.append(Completion(text=text, prompt_tokens=prompt_tokens, completion_tokens=len(text.split()), finish_reason="stop"))
+            if bar is not None:
+                bar.update(1)
+        if bar is not None:
+            bar.close()
+        return out
+
+    def describe(self) -> dict[str, str]:
+        return {"engine": "fake", "engine_version": "0", "device": "none"}
+
+    def close(self) -> None:
+        pass
+
+
+def whitespace_context(context_len: int) -> PromptContext:
+    """Words as tokens: the fake backend has no tokenizer."""
+
+    def truncate(text: str, n: int) -> str:
+        return " ".join(text.split()[:n])
+
+    return PromptContext(count_tokens=lambda t: len(t.split()), truncate=truncate, context_len=context_len)
+
+
+BACKEND = Backend(
+    name="fake",
+    label="fake",
+    options={"fake_reply": Option((str,), lambda v: True, "a string", "")},
+    create=FakeEngine,
+    version=lambda: "0",
+    engine_id=lambda spec: f"fake:{BACKEND.settings(spec)['fake_reply']}",
+    prompt_context=lambda spec, location: whitespace_context(spec.max_model_len),
+)

@@ -1,0 +1,214 @@
+"""models.toml: the registry of named models, their engine settings and their thresholds.
+
+The file is parsed with ``tomllib`` (never executed) and validated as a whole on load; every
+problem is a :class:`ConfigError` naming the file and the dotted key.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+from medgate.core.errors import ConfigError
+from medgate.core.io import NAME_CHARS, is_safe_name
+from medgate.models.engines import BACKENDS
+from medgate.models.engines.base import Option
+from medgate.models.spec import ModelSpec
+from medgate.tasks import TASKS
+
+_SOURCES = ("embedded", "path", "hub")
+EMBEDDED_MODELS = ("smollm2",)
+
+
+# The keys every model may have (a backend adds its own options); the check returns True when
+# the value is allowed. None as default: not set.
+_FIELDS: dict[str, Option] = {
+    "embedded": Option((str,), lambda v: v in EMBEDDED_MODELS, f"one of {', '.join(EMBEDDED_MODELS)}", None),
+    "path": Option((str,), lambda v: bool(v), "a non-empty path", None),
+    "hub": Option((str,), lambda v: "/" in v, "a hub id such as org/name", None),
+    "revision": Option((str,), lambda v: bool(v), "a non-empty revision", None),
+    "backend": Option((str,), lambda v: v in BACKENDS, f"one of {', '.join(BACKENDS)}", "vllm"),
+    "chat_template": Option((str,), lambda v: bool(v), "a template name or path", None),
+    "trust_remote_code": Option((bool,), lambda v: True, "true or false", False),
+    "dtype": Option((str,), lambda v: v in ("auto", "bfloat16", "float16", "float32"),
+                    "auto, bfloat16, float16 or float32", "auto"),
+    "max_model_len": Option((int,), lambda v: v > 0, "a positive integer", 4096),
+    "seed": Option((int,), lambda v: True, "an integer", 0),
+    "gate_on": Option((str,), lambda v: v in ("point", "interval"), "point or interval", "point"),
+    "tolerance": Option((float, int), lambda v: 0 <= v <= 1, "a number in [0, 1]", 0.0),
+}
+_TABLES = ("thresholds", "tolerances", "expected_failures")
+
+BUILTIN_TEMPLATES = Path(__file__).resolve().parent / "chat_templates"
+
+
+@dataclass(frozen=True)
+class Registry:
+    """The parsed models.toml."""
+
+    path: Path
+    default: str
+    models: Mapping[str, ModelSpec]
+
+    def resolve(self, name: str) -> ModelSpec:
+        """A registered name, or else an existing local path or a hub id with default settings."""
+        if name in self.models:
+            return self.models[name]
+        if Path(name).expanduser().exists():
+            return ModelSpec(name=_safe_id(name), source="path", location=str(Path(name).expanduser().resolve()), registered=False)
+        if "/" in name and not name.startswith((".", "/")):
+            return ModelSpec(name=_safe_id(name), source="hub", location=name, registered=False)
+        known = ", ".join(sorted(self.models)) or "(none)"
+        raise ConfigError(
+            f"unknown model {name!r}: not in {self.path} and not an existing path or hub id; known models: {known}"
+        )
+
+
+def _safe_id(text: str) -> str:
+    """A path or hub id as a model name that is also safe in file names and test ids."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "model"
+
+
+def _type_name(value: Any) -> str:
+    return {bool: "boolean", int: "integer", float: "number", str: "string", dict: "table", list: "array"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def load_registry(path: Path) -> Registry:
+    """Parse and validate models.toml; raise ConfigError naming the key on the first problem."""
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: models file not found") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read models file: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return parse_registry(raw, path)
+
+
+def parse_registry(raw: Mapping[str, Any], path: Path) -> Registry:
+    def fail(key: str, message: str) -> ConfigError:
+        return ConfigError(f"{path}: {key}: {message}")
+
+    unknown = sorted(set(raw) - {"default", "models"})
+    if unknown:
+        raise fail(unknown[0], "unknown top-level key (allowed: default, models)")
+    models_raw = raw.get("models", {})
+    if not isinstance(models_raw, dict):
+        raise fail("models", f"must be a table, got {_type_name(models_raw)}")
+    models: dict[str, ModelSpec] = {}
+    for name, entry in models_raw.items():
+        key = f"models.{name}"
+        if not is_safe_name(name):
+            raise fail(key, f"model names may hold {NAME_CHARS} only")
+        if not isinstance(entry, dict):
+            raise fail(key, f"must be a table, got {_type_name(entry)}")
+        models[name] = _parse_model(name, entry, path, fail)
+    default = raw.get("default")
+    if default is None:
+        default = next(iter(models), "")
+    elif not isinstance(default, str):
+        raise fail("default", f"must be a string, got {_type_name(default)}")
+    elif default not in models:
+        raise fail("default", f"names {default!r}, which is not a model in this file")
+    return Registry(path=path, default=default, models=models)
+
+
+def _check_value(key: str, value: Any, option: Option, fail: Any) -> Any:
+    # bool is an int in Python; keep "true" out of integer fields.
+    if not isinstance(value, option.types) or (isinstance(value, bool) and bool not in option.types):
+        raise fail(key, f"must be {option.description}, got {_type_name(value)} {value!r}")
+    if not option.check(value):
+        raise fail(key, f"must be {option.description}, got {value!r}")
+    return float(value) if float in option.types and not isinstance(value, bool) else value
+
+
+def _parse_model(name: str, entry: Mapping[str, Any], path: Path, fail: Any) -> ModelSpec:
+    key = f"models.{name}"
+    backend_name = entry.get("backend", _FIELDS["backend"].default)
+    backend_name = _check_value(f"{key}.backend", backend_name, _FIELDS["backend"], fail)
+    backend = BACKENDS[backend_name]
+    values: dict[str, Any] = {}
+    options: dict[str, Any] = {}
+    for field_name, value in entry.items():
+        if field_name in _TABLES:
+            continue
+        if field_name in _FIELDS:
+            values[field_name] = _check_value(f"{key}.{field_name}", value, _FIELDS[field_name], fail)
+        elif field_name in backend.options:
+            options[field_name] = _check_value(f"{key}.{field_name}", value, backend.options[field_name], fail)
+        elif isinstance(value, dict):
+            raise fail(f"{key}.{field_name}", "unknown key; a model name holding dots must be quoted: "
+                       f'[models."{name}.{field_name}"]')
+        else:
+            owners = [b.name for b in BACKENDS.values() if field_name in b.options]
+            if owners:
+                raise fail(f"{key}.{field_name}", f"an option of backend {' and '.join(owners)}, not of backend "
+                           f"{backend.name} (its options: {', '.join(backend.options) or 'none'})")
+            allowed = sorted([*_FIELDS, *backend.options, *_TABLES])
+            raise fail(f"{key}.{field_name}", f"unknown key (allowed: {', '.join(allowed)})")
+    sources = [s for s in _SOURCES if s in values]
+    if len(sources) != 1:
+        raise fail(key, f"needs exactly one of {', '.join(_SOURCES)} (got {', '.join(sources) or 'none'})")
+    source = sources[0]
+    location = values.pop(source)
+    if source == "path":
+        location = str((path.parent / Path(location).expanduser()).resolve())
+    if "chat_template" in values:
+        values["chat_template"] = str(_resolve_template(values["chat_template"], path, f"{key}.chat_template", fail))
+    thresholds = _parse_metric_table(entry.get("thresholds", {}), f"{key}.thresholds", fail, tolerance=False)
+    tolerances = _parse_metric_table(entry.get("tolerances", {}), f"{key}.tolerances", fail, tolerance=True)
+    expected = entry.get("expected_failures", {})
+    if not isinstance(expected, dict):
+        raise fail(f"{key}.expected_failures", f"must be a table of task = reason, got {_type_name(expected)}")
+    for task_name, reason in expected.items():
+        if task_name not in TASKS:
+            raise fail(f"{key}.expected_failures.{task_name}", f"unknown task (known: {', '.join(TASKS)})")
+        if not isinstance(reason, str) or not reason.strip():
+            raise fail(f"{key}.expected_failures.{task_name}", "must be a non-empty reason")
+    return ModelSpec(name=name, source=source, location=location, options=options, thresholds=thresholds,
+                     tolerances=tolerances, expected_failures=dict(expected), **values)
+
+
+def _resolve_template(value: str, path: Path, key: str, fail: Any) -> Path:
+    builtin = BUILTIN_TEMPLATES / f"{value}.jinja"
+    if builtin.is_file():
+        return builtin
+    candidate = (path.parent / value).resolve()
+    if candidate.is_file():
+        return candidate
+    names = ", ".join(sorted(p.stem for p in BUILTIN_TEMPLATES.glob("*.jinja")))
+    raise fail(key, f"{value!r} is neither a built-in template ({names}) nor a file next to {path.name}")
+
+
+def _parse_metric_table(raw: Any, key: str, fail: Any, *, tolerance: bool) -> dict[str, dict[str, float]]:
+    """task -> metric -> number; thresholds must lie in the metric's range, tolerances in [0, span]."""
+    if not isinstance(raw, dict):
+        raise fail(key, f"must be a table, got {_type_name(raw)}")
+    out: dict[str, dict[str, float]] = {}
+    for task_name, metrics in raw.items():
+        task_key = f"{key}.{task_name}"
+        if task_name not in TASKS:
+            raise fail(task_key, f"unknown task (known: {', '.join(TASKS)})")
+        if not isinstance(metrics, dict):
+            raise fail(task_key, f"must be a table of metric = value, got {_type_name(metrics)}")
+        specs = TASKS[task_name].metrics
+        out[task_name] = {}
+        for metric, value in metrics.items():
+            metric_key = f"{task_key}.{metric}"
+            if metric not in specs:
+                raise fail(metric_key, f"unknown metric (known for {task_name}: {', '.join(specs)})")
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise fail(metric_key, f"must be a number, got {_type_name(value)} {value!r}")
+            low, high = specs[metric].bounds
+            if tolerance:
+                low, high = 0.0, high - low
+            if not low <= value <= high:
+                raise fail(metric_key, f"{value} is outside the {'allowed drop' if tolerance else 'metric' + chr(39) + 's range'} [{low}, {high}]")
+            out[task_name][metric] = float(value)
+    return out

@@ -1,0 +1,111 @@
+"""The generation cache: one row per generated answer, keyed by everything that decides it.
+
+Key: model fingerprint, engine and its version, the settings that change outputs (dtype,
+context length), the rendered chat, the chat template and the decoding settings. SQLite in WAL
+mode makes it safe with several xdist processes, and each batch is committed as soon as it is
+generated, so a killed run keeps what it finished.
+
+The same file keeps the scores of model-based metrics (BERTScore) per (answer, reference) pair,
+keyed by the encoder's files and settings: a re-run or --rejudge then loads no model at all.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+from filelock import FileLock
+
+from medgate.core.types import Chat, Completion, GenParams
+from medgate.models.engines import backend_of
+from medgate.models.spec import ModelSpec
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS generations (
+    key TEXT PRIMARY KEY,
+    model TEXT NOT NULL,
+    text TEXT NOT NULL,
+    prompt_tokens INTEGER NOT NULL,
+    completion_tokens INTEGER NOT NULL,
+    finish_reason TEXT NOT NULL,
+    created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS scores (
+    key TEXT PRIMARY KEY,
+    scores TEXT NOT NULL,
+    created REAL NOT NULL
+)
+"""
+
+
+def generation_key(*, fingerprint: str, spec: ModelSpec, chat: Chat, params: GenParams,
+                   template: str | None = None) -> str:
+    """The cache key of one answer. ``template`` is the text of the model's chat template file."""
+    material: list[Any] = [
+        fingerprint, backend_of(spec).engine_id(spec), spec.dtype, spec.max_model_len, spec.seed,
+        [dict(m) for m in chat], template, params.describe(),
+    ]
+    return hashlib.sha256(json.dumps(material, sort_keys=True).encode("utf-8")).hexdigest()
+
+
+class GenerationCache:
+    """The SQLite file: generations, and model-based scores per pair (a ScoreStore)."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._db = sqlite3.connect(path, timeout=120, isolation_level=None)
+        # Switching to WAL does not wait on SQLite's busy timeout: two processes opening a new
+        # file at once could get "database is locked". The switch (persistent in the file) and the
+        # schema are done under a file lock, by whichever process comes first.
+        with FileLock(str(path) + ".lock", timeout=300):
+            if str(self._db.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+                self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.executescript(_SCHEMA)
+        self._db.execute("PRAGMA synchronous=NORMAL")
+
+    def get_many(self, keys: Sequence[str]) -> dict[str, Completion]:
+        rows = self._rows("generations", "text, prompt_tokens, completion_tokens, finish_reason", keys)
+        return {key: Completion(text=text, prompt_tokens=pt, completion_tokens=ct, finish_reason=fr)
+                for key, text, pt, ct, fr in rows}
+
+    def put_many(self, model: str, entries: Sequence[tuple[str, Completion]]) -> None:
+        """Store finished generations in one transaction; failed items are never cached."""
+        self._insert("generations", [
+            (k, model, c.text, c.prompt_tokens, c.completion_tokens, c.finish_reason, time.time())
+            for k, c in entries if c.error is None
+        ])
+
+    def get_scores(self, keys: Sequence[str]) -> dict[str, dict[str, float]]:
+        return {key: json.loads(value) for key, value in self._rows("scores", "scores", keys)}
+
+    def put_scores(self, entries: Sequence[tuple[str, dict[str, float]]]) -> None:
+        self._insert("scores", [(k, json.dumps(v, sort_keys=True), time.time()) for k, v in entries])
+
+    def _rows(self, table: str, columns: str, keys: Sequence[str]) -> list[tuple[Any, ...]]:
+        """Rows (key first) of the given keys; chunked below SQLite's limit on query parameters."""
+        unique = list(dict.fromkeys(keys))
+        rows: list[tuple[Any, ...]] = []
+        for start in range(0, len(unique), 500):
+            chunk = unique[start : start + 500]
+            rows += self._db.execute(
+                f"SELECT key, {columns} FROM {table} WHERE key IN ({','.join('?' * len(chunk))})", chunk
+            ).fetchall()
+        return rows
+
+    def _insert(self, table: str, rows: list[tuple[Any, ...]]) -> None:
+        if not rows:
+            return
+        with self._db:  # BEGIN ... COMMIT, retried by sqlite's busy timeout under contention
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.executemany(f"INSERT OR REPLACE INTO {table} VALUES ({', '.join('?' * len(rows[0]))})", rows)
+
+    def count(self) -> int:
+        return int(self._db.execute("SELECT COUNT(*) FROM generations").fetchone()[0])
+
+    def close(self) -> None:
+        self._db.close()

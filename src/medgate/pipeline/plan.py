@@ -1,0 +1,58 @@
+"""Plan a task before any model is involved: load its file, pick the few-shot examples, build
+every prompt."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from medgate.core.errors import DataError, MissingDataFile
+from medgate.core.io import file_sha256
+from medgate.core.types import Chat, GenParams, PromptContext, Sample
+from medgate.tasks.base import TaskSpec, split_fewshot
+
+
+@dataclass(frozen=True)
+class TaskPlan:
+    """Everything needed to generate and score one task."""
+
+    task: TaskSpec
+    data_path: Path
+    dataset_hash: str
+    shots: list[Sample]
+    items: list[Sample]
+    chats: list[Chat]
+
+    @property
+    def params(self) -> GenParams:
+        return GenParams(max_tokens=self.task.max_new_tokens)
+
+
+def data_file(task: TaskSpec, data_dir: Path) -> Path:
+    """The task's file in ``data_dir``: its original name, else an accepted alternative."""
+    candidates = [data_dir / name for name in (task.filename, *task.alt_filenames)]
+    path = next((p for p in candidates if p.exists()), candidates[0])
+    if not path.exists():
+        raise MissingDataFile(path, f"{task.title} data file not found in the data directory")
+    return path
+
+
+def plan_task(task: TaskSpec, data_dir: Path, limit: int | None = None,
+              context: PromptContext | None = None) -> TaskPlan:
+    """Load the task's file from ``data_dir``, pick few-shot examples and build every prompt.
+
+    ``limit`` caps the scored samples (LongHealth: questions, each of which gives several prompts).
+    """
+    path = data_file(task, data_dir)
+    samples = task.load_samples(path)
+    if len(samples) <= task.fewshot:
+        raise DataError(path, f"{len(samples)} items; {task.title} needs more than its {task.fewshot} few-shot examples")
+    shots, items = split_fewshot(samples, task.fewshot)
+    if limit is not None:
+        items = items[:limit]
+    if task.prepare is not None:
+        if context is None:
+            raise ValueError(f"{task.name}: prompt building needs the model's tokenizer")
+        items = task.prepare(items, context)
+    chats = [task.build_prompt(sample, shots) for sample in items]
+    return TaskPlan(task=task, data_path=path, dataset_hash=file_sha256(path), shots=shots, items=items, chats=chats)

@@ -1,0 +1,153 @@
+"""The pytest hooks and fixtures of medgate (the pytest11 entry point): options, model
+parametrisation, the per-model session fixture, scheduling by model under xdist, GPU pinning
+per worker, and one-line errors."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+from medgate.core.errors import ConfigError, MedgateError, MissingDataFile
+from medgate.pipeline.model_run import ModelRun
+from medgate.plugin.devices import place_worker
+from medgate.plugin.options import add_options, read_run_config
+from medgate.plugin.state import OUTCOME_PROPERTY, STATE, Controller, RunState
+from medgate.plugin.taskgate import ModelGate, TaskGate, error_outcome
+from medgate.tasks.base import TaskSpec
+
+MODEL_FIXTURE = "medgate_model"
+SUITE_DIR_NAME = "tests_medical"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    add_options(parser)
+
+
+def _is_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+def _runs_medical_suite(config: pytest.Config) -> bool:
+    for arg in config.args:
+        path = Path(str(arg).split("::")[0])
+        if SUITE_DIR_NAME in (config.invocation_params.dir / path).resolve().parts:
+            return True
+    return False
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "medgate_task(name): a clinical task test of medgate")
+    try:
+        run_config = read_run_config(config)
+        state = RunState(run_config)
+        place_worker(config, list(run_config.models.values()))
+    except ConfigError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    config.stash[STATE] = state
+    if not _is_worker(config):
+        config.pluginmanager.register(Controller(state), "medgate-controller")
+    if _runs_medical_suite(config) and getattr(config.option, "allure_report_dir", "unset") is None:
+        results = run_config.reports_dir / "allure-results"
+        if not _is_worker(config):
+            # Cleared here by the controller: --clean-alluredir races under xdist.
+            shutil.rmtree(results, ignore_errors=True)
+        config.option.allure_report_dir = str(results)
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    if config.getvalue("dist") == "each":
+        return None
+    from medgate.plugin.scheduling import ModelScheduling
+
+    return ModelScheduling(config, log, model_ids=list(config.stash[STATE].config.models))
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if MODEL_FIXTURE in metafunc.fixturenames:
+        names = list(metafunc.config.stash[STATE].config.models)
+        metafunc.parametrize(MODEL_FIXTURE, names, indirect=True, scope="session", ids=names)
+
+
+def _module_task(item: Any) -> TaskSpec | None:
+    task = getattr(getattr(item, "module", None), "TASK", None)
+    return task if isinstance(task, TaskSpec) else None
+
+
+@pytest.hookimpl(trylast=True)  # after -k/-m deselection
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    state = config.stash[STATE]
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        if callspec is None or MODEL_FIXTURE not in callspec.params:
+            continue
+        model = callspec.params[MODEL_FIXTURE]
+        # For users who pass --dist loadgroup; our own scheduler does not need it.
+        item.add_marker(pytest.mark.xdist_group(model))
+        task = _module_task(item)
+        if task is not None:
+            # Holm's correction runs over every metric of the model's selected tasks.
+            state.selected.setdefault(model, {})[task.name] = task
+            reason = state.config.models[model].expected_failures.get(task.name)
+            if reason:
+                item.add_marker(pytest.mark.xfail(reason=f"known gap (models.toml): {reason}"))
+
+
+@pytest.fixture(scope="session")
+def medgate_model(request: pytest.FixtureRequest) -> Iterator[ModelGate]:
+    """The selected model's gate: its engine loads on first use, once per worker."""
+    state = request.config.stash[STATE]
+    spec = state.config.models[request.param]
+    capman = request.config.pluginmanager.getplugin("capturemanager")
+    quiet = capman.global_and_fixture_disabled if capman is not None else None
+    run = ModelRun(spec, state.config.settings, quiet) if quiet else ModelRun(spec, state.config.settings)
+    gate = ModelGate(run, state)
+    yield gate
+    gate.close()
+
+
+def _asked_for(config: pytest.Config, task: TaskSpec, module_file: str) -> bool:
+    """Did the user name this task (its test file, or its name in -k)? Then a missing file is an error."""
+    name = Path(module_file).name
+    in_args = any(Path(str(arg).split("::")[0]).name == name for arg in config.invocation_params.args)
+    return in_args or task.name in (config.getoption("keyword") or "")
+
+
+@pytest.fixture
+def medgate_task(request: pytest.FixtureRequest, medgate_model: ModelGate) -> TaskGate:
+    """The ``TASK`` of the requesting test module, run on the parametrised model (once per model)."""
+    task = _module_task(request)
+    if task is None:
+        raise ConfigError(f"{request.module.__name__}: medgate_task needs a module-level TASK (a TaskSpec)")
+    try:
+        return TaskGate(request, medgate_model, task)
+    except MissingDataFile as exc:
+        if _asked_for(request.config, task, str(request.module.__file__)):
+            raise
+        pytest.skip(f"{exc} (run its test file or -k {task.name} to make this an error)")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    report = yield
+    # Our own errors already say what and where: one line, no traceback dump.
+    if call.excinfo is not None and call.excinfo.errisinstance(MedgateError):
+        report.longrepr = f"{call.excinfo.typename}: {call.excinfo.value}"
+    recorded = any(name == OUTCOME_PROPERTY for name, _ in report.user_properties)
+    if report.failed and not recorded and call.excinfo is not None:
+        _record_error(item, report, call.excinfo)
+    return report
+
+
+def _record_error(item: pytest.Item, report: pytest.TestReport, excinfo: Any) -> None:
+    """A test that errored before its verdict (data, engine, baseline) still reaches the summary."""
+    callspec = getattr(item, "callspec", None)
+    task = _module_task(item)
+    if callspec is None or MODEL_FIXTURE not in callspec.params or task is None:
+        return
+    outcome = error_outcome(callspec.params[MODEL_FIXTURE], task, callspec.params.get("metric", "?"),
+                            f"{excinfo.typename}: {excinfo.value}")
+    report.user_properties.append((OUTCOME_PROPERTY, outcome.to_json()))
