@@ -13,7 +13,7 @@ from medgate.core.errors import ConfigError
 from medgate.core.io import check_name
 from medgate.core.paths import SOURCE_ROOT, generations_db
 from medgate.core.types import ScoringConfig
-from medgate.models.registry import Registry, load_registry
+from medgate.models.registry import load_registry
 from medgate.models.spec import ModelSpec
 from medgate.pipeline.model_run import RunSettings
 
@@ -69,7 +69,6 @@ def add_options(parser: pytest.Parser) -> None:
 class RunConfig:
     """What the options and models.toml say about this run."""
 
-    registry: Registry
     models: dict[str, ModelSpec]  # the selected models, by name
     settings: RunSettings
     reports_dir: Path
@@ -125,7 +124,7 @@ def read_run_config(config: pytest.Config) -> RunConfig:
         chunk_size=config.getoption("medgate_chunk_size"), rejudge=config.getoption("medgate_rejudge"),
     )
     return RunConfig(
-        registry=registry, models=models, settings=settings, reports_dir=reports_dir,
+        models=models, settings=settings, reports_dir=reports_dir,
         baselines_dir=Path(baselines_opt).resolve() if baselines_opt else reports_dir / "baselines",
         save_baseline=save_name, baseline=compare_name, attach_samples=config.getoption("medgate_attach_samples"),
     )

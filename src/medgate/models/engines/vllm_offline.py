@@ -123,7 +123,7 @@ class VllmEngine:
     def describe(self) -> dict[str, str]:
         return {
             "engine": "vllm",
-            "engine_version": getattr(self._vllm, "__version__", "unknown"),
+            "engine_version": version("vllm"),
             "device": "cuda" if self.on_gpu else "cpu",
         }
 
