@@ -82,9 +82,15 @@ def test_baseline_of_other_items_is_a_clear_error(suite, tmp_path):
 
 def test_missing_baseline_and_bad_name(suite, tmp_path):
     result = medgate(suite, models(tmp_path, GOOD), "--baseline", "nope", "-k", "mednli")
-    result.assert_outcomes(errors=2)
-    assert "no baseline 'nope' for model fake and task mednli" in result.stdout.str()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR  # before anything loads
+    assert "--baseline nope: no such baseline" in result.stderr.str()
+    medgate(suite, models(tmp_path, GOOD), "--save-baseline", "v1", "-k", "mednli")
+    result = medgate(suite, models(tmp_path, GOOD), "--baseline", "v1")  # v1 holds MedNLI only
+    result.assert_outcomes(passed=2, errors=7)
+    assert "no baseline 'v1' for model fake and task medisumcode" in result.stdout.str()
     assert medgate(suite, models(tmp_path, GOOD), "--save-baseline", "../x").ret == pytest.ExitCode.USAGE_ERROR
+    same = medgate(suite, models(tmp_path, GOOD), "--save-baseline", "v1", "--baseline", "v1")
+    assert same.ret == pytest.ExitCode.USAGE_ERROR and "would overwrite the baseline" in same.stderr.str()
 
 
 def test_expected_failure_from_models_toml_is_an_xfail_with_the_reason(suite, tmp_path):
@@ -95,6 +101,31 @@ def test_expected_failure_from_models_toml_is_an_xfail_with_the_reason(suite, tm
     assert "known gap (models.toml): weak at inference" in result.stdout.str()
     summary = (suite.path / "reports" / "summary.md").read_text()
     assert summary.startswith("# medgate: PASSED") and "XFAIL (known gap)" in summary
+
+
+def test_a_known_gap_never_hides_a_data_error(suite, tmp_path):
+    """expected_failures covers a verdict below the bar, not a file that cannot be read."""
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "mli_test_v1.jsonl").write_text('{"sentence1": "a", "sentence2": "b", "gold_label": "neutral"}\n{broken\n')
+    toml = models(tmp_path, POOR, '[models.fake.thresholds]\nmednli = { accuracy = 0.9 }\n'
+                                  '[models.fake.expected_failures]\nmednli = "weak at inference"')
+    result = suite.runpytest_subprocess("-p", "no:cacheprovider", f"--models-file={toml}", f"--data-dir={data}",
+                                        f"--reports-dir={suite.path / 'reports'}", "tests_medical", "--model", "fake",
+                                        "-k", "mednli")
+    result.assert_outcomes(errors=2)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    summary = (suite.path / "reports" / "summary.md").read_text()
+    assert summary.startswith("# medgate: FAILED") and "line 2: not valid JSON" in summary
+    assert {o["status"] for o in outcomes(suite.path / "reports")} == {"error"}
+
+
+def test_a_known_gap_that_closed_fails_so_that_it_is_noticed(suite, tmp_path):
+    toml = models(tmp_path, GOOD, '[models.fake.thresholds]\nmednli = { accuracy = 0.9 }\n'
+                                  '[models.fake.expected_failures]\nmednli = "weak at inference"')
+    result = medgate(suite, toml, "-k", "mednli and accuracy")
+    result.assert_outcomes(failed=1)
+    assert "the gap closed, remove expected_failures.mednli" in result.stdout.str()
 
 
 def test_gate_on_interval_from_models_toml(suite, tmp_path):

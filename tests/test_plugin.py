@@ -121,15 +121,42 @@ def test_broken_data_row_errors_the_task_with_file_line_and_field(suite, fake_mo
 
 
 def test_missing_data_file_skips_the_task_unless_it_was_asked_for(suite, fake_models, tmp_path):
-    empty = tmp_path / "empty"
-    empty.mkdir()
-    result = run(suite, fake_models, "tests_medical", "--model", "fake-a", "-rs", data_dir=empty)
-    result.assert_outcomes(skipped=2)
-    assert f"{empty / 'mli_test_v1.jsonl'}: MedNLI data file not found" in result.stdout.str()
+    partial = tmp_path / "partial"
+    partial.mkdir()
+    shutil.copy(FIXTURES / "MeDiSumCode.json", partial)  # MedNLI's file is missing, MeDiSumCode's is there
+    (suite.path / "tests_medical" / "test_medisumcode.py").write_text(
+        (REPO / "tests_medical" / "test_medisumcode.py").read_text())
+    result = run(suite, fake_models, "tests_medical", "--model", "fake-a", "-rs", data_dir=partial)
+    result.assert_outcomes(skipped=2 + 7)  # MedNLI for its file, MeDiSumCode's metrics for having no threshold
+    assert result.ret == pytest.ExitCode.OK
+    assert f"{partial / 'mli_test_v1.jsonl'}: MedNLI data file not found" in result.stdout.str()
+    summary = (suite.path / "reports" / "summary.md").read_text()
+    assert summary.startswith("# medgate: PASSED")
+    assert "Not run, no data file" in summary and f"{partial / 'mli_test_v1.jsonl'}: MedNLI data file not found" in summary
     for asked in (["tests_medical/test_mednli.py"], ["tests_medical", "-k", "mednli"]):
-        result = run(suite, fake_models, *asked, "--model", "fake-a", data_dir=empty)
+        result = run(suite, fake_models, *asked, "--model", "fake-a", data_dir=partial)
         result.assert_outcomes(errors=2)
-        assert f"{empty / 'mli_test_v1.jsonl'}: MedNLI data file not found" in result.stdout.str()
+        assert f"{partial / 'mli_test_v1.jsonl'}: MedNLI data file not found" in result.stdout.str()
+
+
+def test_a_data_dir_holding_none_of_the_files_is_a_usage_error_pointing_below(suite, fake_models, tmp_path):
+    (tmp_path / "clue" / "v1").mkdir(parents=True)
+    shutil.copy(FIXTURES / "mli_test_v1.jsonl", tmp_path / "clue" / "v1")
+    result = run(suite, fake_models, "tests_medical", "--model", "fake-a", data_dir=tmp_path / "clue")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert f"holds none of the task files" in result.stderr.str()
+    assert f"did you mean --data-dir {tmp_path / 'clue' / 'v1'}?" in result.stderr.str()
+
+
+def test_a_run_that_scored_nothing_fails_and_says_so(suite, fake_models, tmp_path):
+    partial = tmp_path / "partial"
+    partial.mkdir()
+    shutil.copy(FIXTURES / "MeDiSumCode.json", partial)  # only a file of a task that is not selected
+    result = run(suite, fake_models, "tests_medical", "--model", "fake-a", data_dir=partial)
+    result.assert_outcomes(skipped=2)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    assert "medgate: NOTHING SCORED" in result.stdout.str()
+    assert (suite.path / "reports" / "summary.md").read_text().startswith("# medgate: NOTHING SCORED")
 
 
 def test_allure_results_carry_labels_parameters_and_metric_json(suite, fake_models):

@@ -37,12 +37,12 @@ def make_real_files(folder: Path) -> None:
         [{"hadm_id": i, "text": f"Letter {i}: pneumonia and hypertension.",
           "icd_codes": [{"code": "J189", "description": "Pneumonia"}, {"code": "I10", "description": "HTN"}]} for i in range(3)]))
     bench = {}
-    for p in range(2):
-        text = "Intro sentence. The diagnosis was pneumonia. Closing sentence."
+    for p in range(6):  # tasks 2 and 3 draw 10 documents of other patients: 5 others x 2 documents
+        text = f"Intro sentence of patient {p}. The diagnosis was pneumonia. Closing sentence."
         start = text.index("pneumonia") / len(text)
         bench[f"pat{p}"] = {
             "name": "x", "birthday": "2000-01-01", "diagnosis": "y",
-            "texts": {"text_0": text, "text_1": "Another document about the stay."},
+            "texts": {"text_0": text, "text_1": f"Another document about the stay of patient {p}."},
             "questions": [{"No": 0, "question": "What was the diagnosis?", "answer_a": "pneumonia", "answer_b": "asthma",
                            "answer_c": "sepsis", "answer_d": "stroke", "answer_e": "gout", "correct": "pneumonia",
                            "answer_location": {"text_0": {"start": [start], "end": [start + 0.15]}}}],
@@ -74,14 +74,14 @@ def test_all_six_tasks_run_on_real_format_files(pytester: pytest.Pytester, tmp_p
     assert {task for task, _ in found} == {"mednli", "meqsum", "problem_summary", "medisumqa", "medisumcode", "longhealth"}
     # every item of each file was scored (after the few-shot examples)
     n = {task: o["provenance"]["n_items"] for (task, _), o in found.items()}
-    assert n == {"mednli": 3, "meqsum": 2, "problem_summary": 2, "medisumqa": 2, "medisumcode": 2, "longhealth": 30}
+    assert n == {"mednli": 3, "meqsum": 2, "problem_summary": 2, "medisumqa": 2, "medisumcode": 2, "longhealth": 90}
     # scores follow from the constant reply: ICD: predicted [I10, J189] vs gold [J189, I10]
     assert found[("medisumcode", "exact_r")]["value"] == 1.0 and found[("medisumcode", "exact_r")]["status"] == "pass"
     # LongHealth: "A" is right for task 1 and 2 prompts (gold pneumonia is option A), wrong for task 3 (gold F)
     assert found[("longhealth", "accuracy_task1")]["value"] == 1.0
     assert found[("longhealth", "accuracy_task3")]["value"] == 0.0
     packing = found[("longhealth", "accuracy_task1")]["provenance"]["item_totals"]
-    assert packing["prompts"] == 30 and packing["answer_span_cut"] == 0
+    assert packing["prompts"] == 90 and packing["answer_span_cut"] == 0
     # a threshold on a metric that cannot be computed is skipped with the reason, never passed
     umls = found[("problem_summary", "umls_f1")]
     assert umls["status"] == "not_computed"

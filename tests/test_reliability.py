@@ -98,20 +98,47 @@ def test_tokens_never_reach_any_output_file(suite, fake_models, monkeypatch, pri
         assert value not in result.stdout.str() + result.stderr.str()
 
 
+def _words(chat) -> int:
+    return sum(len(m["content"].split()) for m in chat)  # the fake engine's token count
+
+
 def test_a_prompt_longer_than_the_context_errors_its_task_naming_the_item(suite, tmp_path):
+    from medgate.pipeline.plan import plan_task
+    from medgate.tasks import TASKS
+
+    plan = plan_task(TASKS["mednli"], FIXTURES)
+    lengths = sorted(_words(c) for c in plan.chats)
+    limit = lengths[len(lengths) // 2]  # about half of the prompts do not fit
+    too_long = [item.id for item, chat in zip(plan.items, plan.chats) if _words(chat) >= limit]
+    models = write_models(tmp_path / "models.toml", f"""
+        [models.tiny]
+        path = "."
+        backend = "fake"
+        fake_reply = "ENTAILMENT"
+        max_model_len = {limit}
+        """)
+    result = medgate(suite, models, "tests_medical/test_mednli.py", "--model", "tiny")
+    out = result.stdout.str()
+    result.assert_outcomes(errors=2)
+    assert f"tiny mednli: {len(too_long)} of 33 items could not be generated (first: item {too_long[0]}: prompt of " in out
+    assert f"tokens does not fit the context of {limit} tokens)" in out and "Traceback" not in out
+    assert {o["status"] for o in outcomes(suite.path / "reports")} == {"error"}
+
+
+def test_over_long_few_shot_examples_are_named_not_the_first_item(suite, tmp_path):
+    from medgate.pipeline.plan import plan_task
+    from medgate.tasks import TASKS
+
+    plan = plan_task(TASKS["mednli"], FIXTURES)
     models = write_models(tmp_path / "models.toml", """
         [models.tiny]
         path = "."
         backend = "fake"
         fake_reply = "ENTAILMENT"
-        max_model_len = 120
+        max_model_len = 40
         """)
-    result = medgate(suite, models, "tests_medical", "--model", "tiny")
-    out = result.stdout.str()
-    # MedNLI prompts (system, three examples, the item) run to about 150 words: every item is refused
-    result.assert_outcomes(errors=9)
-    assert re.search(r"tiny mednli: 33 of 33 items could not be generated \(first: item \S+: prompt of \d+ tokens "
-                     r"does not fit the context of 120 tokens\)", out)
-    assert "Traceback" not in out
-    found = {(o["task"], o["metric"]): o for o in outcomes(suite.path / "reports")}
-    assert found[("mednli", "accuracy")]["status"] == "error"
+    result = medgate(suite, models, "tests_medical/test_mednli.py", "--model", "tiny")
+    result.assert_outcomes(errors=2)
+    shots = ", ".join(s.id for s in plan.shots)
+    assert (f"every one of the 33 prompts is longer than the context (the shortest has {min(map(_words, plan.chats))} "
+            f"tokens): the system prompt and the few-shot examples ({shots}) alone may not fit") in result.stdout.str()

@@ -126,7 +126,7 @@ def broken(mutate):
         (lambda d: d["patient_02"]["questions"][0].pop("answer_c"), r"patient patient_02, question 0, field 'answer_c'"),
         (lambda d: d["patient_02"]["questions"][0]["answer_location"]["text_0"].update(end=[1.5]),
          r"field 'answer_location.text_0': start and end are fractions"),
-        (lambda d: d["patient_03"].update(texts={}), r"patient patient_03, field 'texts': missing or empty"),
+        (lambda d: d["patient_03"].update(texts={}), r"patient patient_03, field 'texts': empty"),
     ],
 )
 def test_loader_errors(tmp_path, mutate, expected):

@@ -85,7 +85,7 @@ def test_shipped_fixture_is_balanced_and_large_enough():
     [
         ("{not json", "line 2: not valid JSON"),
         (json.dumps({"sentence1": "a", "gold_label": "neutral"}), "line 2, field 'sentence2': missing field"),
-        (json.dumps({"sentence1": "a", "sentence2": 3, "gold_label": "neutral"}), "line 2, field 'sentence2': expected text, got int"),
+        (json.dumps({"sentence1": "a", "sentence2": 3, "gold_label": "neutral"}), "line 2, field 'sentence2': expected text, got a number 3"),
         (json.dumps({"sentence1": "a", "sentence2": "b", "gold_label": "maybe"}), "line 2, field 'gold_label'"),
         (json.dumps(["a list"]), "line 2: expected a JSON object"),
     ],

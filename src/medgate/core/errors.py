@@ -46,3 +46,7 @@ class EmbeddedModelError(EngineError):
 
 class BaselineError(MedgateError):
     """A baseline is missing, unreadable or was measured on other items, data or prompts."""
+
+
+class CacheError(MedgateError):
+    """The generation cache file cannot be used."""

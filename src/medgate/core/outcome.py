@@ -9,8 +9,9 @@ from typing import Any, Literal, Mapping
 
 # pass / fail: the gate decided. no_threshold / not_computed: nothing to gate (the test skips).
 # error: the task could not run or be scored. known_gap: a failure that models.toml expects.
-Status = Literal["pass", "fail", "no_threshold", "not_computed", "error", "known_gap"]
-STATUSES: tuple[str, ...] = ("pass", "fail", "no_threshold", "not_computed", "error", "known_gap")
+# skipped: the task's data file is not in the data folder (the documented skip).
+Status = Literal["pass", "fail", "no_threshold", "not_computed", "error", "known_gap", "skipped"]
+STATUSES: tuple[str, ...] = ("pass", "fail", "no_threshold", "not_computed", "error", "known_gap", "skipped")
 
 
 @dataclass(frozen=True)

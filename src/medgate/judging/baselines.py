@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from medgate.core.errors import BaselineError
+from medgate.core.errors import BaselineError, ConfigError
 from medgate.core.io import atomic_write, check_name
 from medgate.core.types import TaskResult
 
@@ -42,3 +42,17 @@ def load_baseline(root: Path, name: str, model: str, task: str) -> dict[str, Any
     if not isinstance(data, dict) or not isinstance(data.get("items"), list) or "provenance" not in data:
         raise BaselineError(f"{path}: not a medgate baseline file")
     return data
+
+
+def check_baseline(root: Path, name: str, models: list[str]) -> None:
+    """Before anything loads: baseline ``name`` exists, for every selected model."""
+    folder = root / check_name(name, "baseline name")
+    if not folder.is_dir():
+        known = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+        raise ConfigError(f"--baseline {name}: no such baseline in {root} (saved: {', '.join(known) or 'none'}); "
+                          f"save one with --save-baseline {name} on the run to compare with")
+    for model in models:
+        if not (folder / model).is_dir():
+            saved = sorted(p.name for p in folder.iterdir() if p.is_dir())
+            raise ConfigError(f"--baseline {name}: holds no results of model {model} (it holds: "
+                              f"{', '.join(saved) or 'none'})")

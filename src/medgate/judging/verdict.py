@@ -61,7 +61,15 @@ def check(result: TaskResult, metric: MetricSpec, threshold: float | None, *, ga
 
 def item_errors(result: TaskResult) -> str | None:
     """What went wrong with the items that could not be generated, or None when every item ran."""
-    if not result.errors:
+    errors = result.errors
+    if not errors:
         return None
-    first = result.errors[0]
-    return f"{len(result.errors)} of {len(result.items)} items could not be generated (first: item {first.id}: {first.error})"
+    shots = result.provenance.get("fewshot_ids") or []
+    if len(errors) == len(result.items) and shots and all("does not fit the context" in (e.error or "") for e in errors):
+        # Every prompt too long: the part they share (system prompt and few-shot examples) is the likely cause.
+        shortest = min(e.prompt_tokens for e in errors)
+        return (f"every one of the {len(errors)} prompts is longer than the context (the shortest has {shortest} tokens): "
+                f"the system prompt and the few-shot examples ({', '.join(map(str, shots))}) alone may not fit; "
+                f"first: item {errors[0].id}: {errors[0].error}")
+    first = errors[0]
+    return f"{len(errors)} of {len(result.items)} items could not be generated (first: item {first.id}: {first.error})"

@@ -66,8 +66,48 @@ def resolve_encoder(name: str = DEFAULT_ENCODER, num_layers: int | None = None) 
 def _layer_count(folder: Path) -> int:
     try:
         return int(json.loads((folder / "config.json").read_text())["num_hidden_layers"])
-    except (OSError, KeyError, ValueError) as exc:
-        raise ConfigError(f"{folder}: cannot read num_hidden_layers from config.json ({exc})") from None
+    except (OSError, KeyError, ValueError, TypeError) as exc:
+        raise ConfigError(f"BERTScore encoder {folder}: cannot read num_hidden_layers from config.json ({exc})") from None
+
+
+def check_encoder(encoder: Encoder) -> None:
+    """Before anything loads: the encoder can be found (a local folder, the local hub cache, or
+    the hub answering) and has the layer asked for. Raises ConfigError saying what is missing."""
+    folder = Path(encoder.model)
+    if folder.is_dir():
+        if not any((folder / name).is_file() for name in ("tokenizer.json", "vocab.txt", "tokenizer_config.json")):
+            raise ConfigError(f"BERTScore encoder {folder}: no tokenizer files (tokenizer.json or vocab.txt)")
+        depth = _layer_count(folder)
+    else:
+        depth = _hub_layer_count(encoder.model)
+    if not 1 <= encoder.num_layers <= depth:
+        raise ConfigError(f"--bertscore-layers {encoder.num_layers}: the BERTScore encoder {encoder.label} has {depth} "
+                          f"layers (1 to {depth})")
+
+
+def _hub_layer_count(model: str) -> int:
+    """The depth of a hub encoder, from the local hub cache or one quick request (bert-score
+    would retry for half a minute and fail only after the model under test generated)."""
+    import os
+
+    from huggingface_hub import try_to_load_from_cache
+
+    cached = try_to_load_from_cache(model, "config.json")
+    if isinstance(cached, str):
+        return _layer_count(Path(cached).parent)
+    if os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0"):
+        raise ConfigError(f"BERTScore encoder {model!r}: not a local folder and not in the hub cache (HF_HUB_OFFLINE is "
+                          "set); give a local copy's folder to --bertscore-encoder")
+    import httpx
+
+    url = f"{os.environ.get('HF_ENDPOINT', 'https://huggingface.co').rstrip('/')}/{model}/resolve/main/config.json"
+    try:
+        response = httpx.get(url, timeout=10, follow_redirects=True)
+        response.raise_for_status()
+        return int(response.json()["num_hidden_layers"])
+    except (httpx.HTTPError, KeyError, ValueError, TypeError) as exc:
+        raise ConfigError(f"BERTScore encoder {model!r}: not a local folder, not in the hub cache, and the hub does not "
+                          f"serve it ({type(exc).__name__}: {exc}); give a local copy's folder to --bertscore-encoder") from None
 
 
 def bertscore(predictions: Sequence[str], references: Sequence[str], encoder: Encoder,

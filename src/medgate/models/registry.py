@@ -6,6 +6,7 @@ problem is a :class:`ConfigError` naming the file and the dotted key.
 
 from __future__ import annotations
 
+import codecs
 import re
 import tomllib
 from dataclasses import dataclass
@@ -50,7 +51,7 @@ class Registry:
     """The parsed models.toml."""
 
     path: Path
-    default: str
+    default: str | None  # None: the file defines no model
     models: Mapping[str, ModelSpec]
 
     def resolve(self, name: str) -> ModelSpec:
@@ -81,14 +82,38 @@ def _type_name(value: Any) -> str:
 def load_registry(path: Path) -> Registry:
     """Parse and validate models.toml; raise ConfigError naming the key on the first problem."""
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: models file not found") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read models file: {exc.strerror}") from None
+        raw = tomllib.loads(_config_text(path))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     return parse_registry(raw, path)
+
+
+_MAX_CONFIG_BYTES = 4 << 20
+
+
+def _config_text(path: Path) -> str:
+    """The file's text: UTF-8 with or without a byte order mark (Windows editors write one),
+    or UTF-16 with one; anything else is one error naming the byte."""
+    try:
+        if not path.is_file():
+            raise ConfigError(f"{path}: models file not found" if not path.exists() else f"{path}: not a regular file")
+        with path.open("rb") as handle:
+            data = handle.read(_MAX_CONFIG_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read models file: {exc.strerror}") from None
+    if len(data) > _MAX_CONFIG_BYTES:
+        raise ConfigError(f"{path}: larger than {_MAX_CONFIG_BYTES >> 20} MiB; not a models file")
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError:
+            raise ConfigError(f"{path}: UTF-16 byte order mark, but not valid UTF-16; save it as UTF-8") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise ConfigError(f"{path}: line {line}: not UTF-8 (byte 0x{data[exc.start]:02X} at byte offset {exc.start}); "
+                          "save it as UTF-8") from None
 
 
 def parse_registry(raw: Mapping[str, Any], path: Path) -> Registry:
@@ -111,7 +136,7 @@ def parse_registry(raw: Mapping[str, Any], path: Path) -> Registry:
         models[name] = _parse_model(name, entry, path, fail)
     default = raw.get("default")
     if default is None:
-        default = next(iter(models), "")
+        default = next(iter(models), None)
     elif not isinstance(default, str):
         raise fail("default", f"must be a string, got {_type_name(default)}")
     elif default not in models:

@@ -15,11 +15,13 @@ import hashlib
 import json
 import sqlite3
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 from filelock import FileLock
 
+from medgate.core.errors import CacheError, ConfigError
 from medgate.core.types import Chat, Completion, GenParams
 from medgate.models.engines import backend_of
 from medgate.models.spec import ModelSpec
@@ -58,15 +60,25 @@ class GenerationCache:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self._db = sqlite3.connect(path, timeout=120, isolation_level=None)
-        # Switching to WAL does not wait on SQLite's busy timeout: two processes opening a new
-        # file at once could get "database is locked". The switch (persistent in the file) and the
-        # schema are done under a file lock, by whichever process comes first.
-        with FileLock(str(path) + ".lock", timeout=300):
-            if str(self._db.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
-                self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.executescript(_SCHEMA)
-        self._db.execute("PRAGMA synchronous=NORMAL")
+        with self._guard():
+            self._db = sqlite3.connect(path, timeout=120, isolation_level=None)
+            # Switching to WAL does not wait on SQLite's busy timeout: two processes opening a new
+            # file at once could get "database is locked". The switch (persistent in the file) and
+            # the schema are done under a file lock, by whichever process comes first.
+            with FileLock(str(path) + ".lock", timeout=300):
+                if str(self._db.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+                    self._db.execute("PRAGMA journal_mode=WAL")
+                self._db.executescript(_SCHEMA)
+            self._db.execute("PRAGMA synchronous=NORMAL")
+
+    @contextmanager
+    def _guard(self) -> Iterator[None]:
+        """A damaged or foreign file is one clear error naming it, not a traceback in every test."""
+        try:
+            yield
+        except sqlite3.DatabaseError as exc:
+            raise CacheError(f"{self.path}: the generation cache cannot be used ({exc}); delete the file (it holds "
+                             "only cached answers) or run with --no-cache") from None
 
     def get_many(self, keys: Sequence[str]) -> dict[str, Completion]:
         rows = self._rows("generations", "text, prompt_tokens, completion_tokens, finish_reason", keys)
@@ -90,22 +102,40 @@ class GenerationCache:
         """Rows (key first) of the given keys; chunked below SQLite's limit on query parameters."""
         unique = list(dict.fromkeys(keys))
         rows: list[tuple[Any, ...]] = []
-        for start in range(0, len(unique), 500):
-            chunk = unique[start : start + 500]
-            rows += self._db.execute(
-                f"SELECT key, {columns} FROM {table} WHERE key IN ({','.join('?' * len(chunk))})", chunk
-            ).fetchall()
+        with self._guard():
+            for start in range(0, len(unique), 500):
+                chunk = unique[start : start + 500]
+                rows += self._db.execute(
+                    f"SELECT key, {columns} FROM {table} WHERE key IN ({','.join('?' * len(chunk))})", chunk
+                ).fetchall()
         return rows
 
     def _insert(self, table: str, rows: list[tuple[Any, ...]]) -> None:
         if not rows:
             return
-        with self._db:  # BEGIN ... COMMIT, retried by sqlite's busy timeout under contention
+        with self._guard(), self._db:  # BEGIN ... COMMIT, retried by sqlite's busy timeout under contention
             self._db.execute("BEGIN IMMEDIATE")
             self._db.executemany(f"INSERT OR REPLACE INTO {table} VALUES ({', '.join('?' * len(rows[0]))})", rows)
 
     def count(self) -> int:
-        return int(self._db.execute("SELECT COUNT(*) FROM generations").fetchone()[0])
+        with self._guard():
+            return int(self._db.execute("SELECT COUNT(*) FROM generations").fetchone()[0])
 
     def close(self) -> None:
         self._db.close()
+
+
+def check_cache_file(path: Path) -> None:
+    """Before anything loads: the cache file can be opened (or created) and read."""
+    if path.exists() and not path.is_file():
+        raise ConfigError(f"{path}: the generation cache path is not a file")
+    try:
+        cache = GenerationCache(path)
+        try:
+            cache.count()
+        finally:
+            cache.close()
+    except CacheError as exc:
+        raise ConfigError(str(exc)) from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot create the generation cache ({exc.strerror})") from None

@@ -150,6 +150,10 @@ class ModelRun:
         except MedgateError as exc:
             self._results[task.name] = exc
             raise
+        except Exception as exc:  # a scorer that breaks errors this task only, once, with the cause
+            error = MedgateError(f"{self.spec.name} {task.name}: scoring failed ({type(exc).__name__}: {exc})")
+            self._results[task.name] = error
+            raise error from exc
         self._results[task.name] = result
         return result
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from medgate.core.errors import DataError, MissingDataFile
+from medgate.core.errors import DataError, MedgateError, MissingDataFile
 from medgate.core.io import file_sha256
 from medgate.core.types import Chat, GenParams, PromptContext, Sample
 from medgate.tasks.base import TaskSpec, split_fewshot
@@ -44,15 +44,20 @@ def plan_task(task: TaskSpec, data_dir: Path, limit: int | None = None,
     ``limit`` caps the scored samples (LongHealth: questions, each of which gives several prompts).
     """
     path = data_file(task, data_dir)
-    samples = task.load_samples(path)
-    if len(samples) <= task.fewshot:
-        raise DataError(path, f"{len(samples)} items; {task.title} needs more than its {task.fewshot} few-shot examples")
-    shots, items = split_fewshot(samples, task.fewshot)
-    if limit is not None:
-        items = items[:limit]
-    if task.prepare is not None:
-        if context is None:
-            raise ValueError(f"{task.name}: prompt building needs the model's tokenizer")
-        items = task.prepare(items, context)
-    chats = [task.build_prompt(sample, shots) for sample in items]
+    if task.prepare is not None and context is None:
+        raise ValueError(f"{task.name}: prompt building needs the model's tokenizer")
+    try:
+        samples = task.load_samples(path)
+        if len(samples) <= task.fewshot:
+            raise DataError(path, f"{len(samples)} items; {task.title} needs more than its {task.fewshot} few-shot examples")
+        shots, items = split_fewshot(samples, task.fewshot)
+        if limit is not None:
+            items = items[:limit]
+        if task.prepare is not None:
+            items = task.prepare(items, context)  # type: ignore[arg-type]
+        chats = [task.build_prompt(sample, shots) for sample in items]
+    except MedgateError:
+        raise
+    except Exception as exc:  # a loader that breaks on odd data must not take other tasks' generation down
+        raise DataError(path, f"{task.title} data could not be read ({type(exc).__name__}: {exc})") from exc
     return TaskPlan(task=task, data_path=path, dataset_hash=file_sha256(path), shots=shots, items=items, chats=chats)

@@ -15,7 +15,7 @@ from medgate.pipeline.model_run import ModelRun
 from medgate.plugin.devices import place_worker
 from medgate.plugin.options import add_options, read_run_config
 from medgate.plugin.state import OUTCOME_PROPERTY, STATE, Controller, RunState
-from medgate.plugin.taskgate import ModelGate, TaskGate, error_outcome
+from medgate.plugin.taskgate import ModelGate, TaskGate, error_outcome, skipped_outcome
 from medgate.tasks.base import TaskSpec
 
 MODEL_FIXTURE = "medgate_model"
@@ -49,7 +49,7 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(str(exc)) from None
     config.stash[STATE] = state
     if not _is_worker(config):
-        config.pluginmanager.register(Controller(state), "medgate-controller")
+        config.pluginmanager.register(Controller(state, _runs_medical_suite(config)), "medgate-controller")
     if _runs_medical_suite(config) and getattr(config.option, "allure_report_dir", "unset") is None:
         results = run_config.reports_dir / "allure-results"
         if not _is_worker(config):
@@ -91,9 +91,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if task is not None:
             # Holm's correction runs over every metric of the model's selected tasks.
             state.selected.setdefault(model, {})[task.name] = task
-            reason = state.config.models[model].expected_failures.get(task.name)
-            if reason:
-                item.add_marker(pytest.mark.xfail(reason=f"known gap (models.toml): {reason}"))
 
 
 @pytest.fixture(scope="session")
@@ -127,6 +124,9 @@ def medgate_task(request: pytest.FixtureRequest, medgate_model: ModelGate) -> Ta
     except MissingDataFile as exc:
         if _asked_for(request.config, task, str(request.module.__file__)):
             raise
+        outcome = skipped_outcome(medgate_model.run.spec.name, task, request.node.callspec.params.get("metric", "?"),
+                                  str(exc))
+        request.node.user_properties.append((OUTCOME_PROPERTY, outcome.to_json()))
         pytest.skip(f"{exc} (run its test file or -k {task.name} to make this an error)")
 
 

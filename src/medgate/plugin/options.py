@@ -4,6 +4,7 @@ usage error before anything loads)."""
 from __future__ import annotations
 
 import argparse
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,9 +14,13 @@ from medgate.core.errors import ConfigError
 from medgate.core.io import check_name
 from medgate.core.paths import SOURCE_ROOT, generations_db
 from medgate.core.types import ScoringConfig
+from medgate.judging.baselines import check_baseline
+from medgate.metrics.bertscore import check_encoder, resolve_encoder
 from medgate.models.registry import load_registry
 from medgate.models.spec import ModelSpec
+from medgate.pipeline.cache import check_cache_file
 from medgate.pipeline.model_run import RunSettings
+from medgate.tasks import TASKS
 
 
 def _positive_int(text: str) -> int:
@@ -92,39 +97,80 @@ def fixtures_dir(config: pytest.Config) -> Path:
 
 
 def read_run_config(config: pytest.Config) -> RunConfig:
-    """Raises ConfigError (the caller makes it a usage error) on the first problem."""
+    """Raises ConfigError (the caller makes it a usage error) on the first problem: everything
+    that can be checked before a model or an encoder loads is checked here."""
     registry = load_registry(models_file(config))
-    names = config.getoption("medgate_models") or ([registry.default] if registry.default else [])
+    given = config.getoption("medgate_models")
+    if any(not name.strip() for name in given):
+        raise ConfigError("--model: an empty model name; give a name from models.toml, a path or a hub id")
+    names = given or ([registry.default] if registry.default else [])
+    if not names:
+        raise ConfigError(f"{registry.path}: defines no models and no --model was given")
     models: dict[str, ModelSpec] = {}
     for name in names:
         spec = registry.resolve(name)
         models.setdefault(spec.name, spec)
-    if config.getoption("medgate_rejudge") and config.getoption("medgate_no_cache"):
+    no_cache = config.getoption("medgate_no_cache")
+    if config.getoption("medgate_rejudge") and no_cache:
         raise ConfigError("--rejudge reads the generation cache: it cannot be combined with --no-cache")
-    data_dir_opt = config.getoption("medgate_data_dir")
-    if data_dir_opt:
-        data_dir = Path(data_dir_opt).expanduser().resolve()
-        if not data_dir.is_dir():
-            raise ConfigError(f"--data-dir {data_dir}: not a directory")
-        # The shipped fixtures named explicitly are still synthetic; anything else may be credentialed.
-        source = "synthetic" if data_dir == fixtures_dir(config).resolve() else "user"
-    else:
-        data_dir, source = fixtures_dir(config), "synthetic"
+    data_dir, source = _data_dir(config)
     reports_opt = config.getoption("medgate_reports_dir")
-    reports_dir = Path(reports_opt).resolve() if reports_opt else config.rootpath / "reports"
+    reports_dir = _writable_dir(Path(reports_opt).expanduser().resolve() if reports_opt else config.rootpath / "reports",
+                                "--reports-dir")
     baselines_opt = config.getoption("medgate_baselines_dir")
+    baselines_dir = Path(baselines_opt).expanduser().resolve() if baselines_opt else reports_dir / "baselines"
     save_name, compare_name = config.getoption("medgate_save_baseline"), config.getoption("medgate_baseline")
     for name in (save_name, compare_name):
-        if name:
+        if name is not None:
             check_name(name, "baseline name")
+    if save_name and save_name == compare_name:
+        raise ConfigError(f"--save-baseline {save_name} --baseline {compare_name}: saving would overwrite the baseline "
+                          "this run is compared with; save under another name")
+    if compare_name:
+        check_baseline(baselines_dir, compare_name, list(models))
+    if save_name:
+        _writable_dir(baselines_dir, "--baselines-dir")
     scoring = ScoringConfig(config.getoption("medgate_bertscore_encoder"), config.getoption("medgate_bertscore_layers"))
+    check_encoder(resolve_encoder(scoring.bertscore_encoder, scoring.bertscore_layers))
+    cache_path = None if no_cache else generations_db()
+    if cache_path is not None:
+        check_cache_file(cache_path)
     settings = RunSettings(
         data_dir=data_dir, data_source=source, limit=config.getoption("medgate_limit"), scoring=scoring,
-        cache_path=None if config.getoption("medgate_no_cache") else generations_db(),
-        chunk_size=config.getoption("medgate_chunk_size"), rejudge=config.getoption("medgate_rejudge"),
+        cache_path=cache_path, chunk_size=config.getoption("medgate_chunk_size"),
+        rejudge=config.getoption("medgate_rejudge"),
     )
     return RunConfig(
-        models=models, settings=settings, reports_dir=reports_dir,
-        baselines_dir=Path(baselines_opt).resolve() if baselines_opt else reports_dir / "baselines",
+        models=models, settings=settings, reports_dir=reports_dir, baselines_dir=baselines_dir,
         save_baseline=save_name, baseline=compare_name, attach_samples=config.getoption("medgate_attach_samples"),
     )
+
+
+def _data_dir(config: pytest.Config) -> tuple[Path, str]:
+    """The data folder and whether it is the shipped synthetic data. A given folder that holds
+    none of the tasks' files is a usage error (a typo in a CI job's path must not pass green)."""
+    given = config.getoption("medgate_data_dir")
+    if not given:
+        return fixtures_dir(config), "synthetic"
+    data_dir = Path(given).expanduser().resolve()
+    if not data_dir.is_dir():
+        raise ConfigError(f"--data-dir {data_dir}: not a directory")
+    names = [name for task in TASKS.values() for name in (task.filename, *task.alt_filenames)]
+    if not any((data_dir / name).exists() for name in names):
+        below = sorted({p.parent for name in names for p in data_dir.glob(f"*/{name}")})
+        hint = f"; they are in {', '.join(map(str, below))}: did you mean --data-dir {below[0]}?" if below else ""
+        raise ConfigError(f"--data-dir {data_dir}: holds none of the task files ({', '.join(names)}){hint}")
+    # The shipped fixtures named explicitly are still synthetic; anything else may be credentialed.
+    return data_dir, "synthetic" if data_dir == fixtures_dir(config).resolve() else "user"
+
+
+def _writable_dir(path: Path, option: str) -> Path:
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{option} {path}: a file is in the way; give a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"{option} {path}: cannot create the folder ({exc.strerror})") from None
+    if not os.access(path, os.W_OK):
+        raise ConfigError(f"{option} {path}: not writable")
+    return path

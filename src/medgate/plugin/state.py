@@ -31,24 +31,26 @@ STATE = pytest.StashKey[RunState]()
 
 class Controller:
     """Gathers outcomes from test reports and writes summary, charts, run record and Allure run
-    files once the session ends."""
+    files once the session ends: for every run of the clinical tests, also one where everything
+    errored or skipped. A run that scored nothing fails."""
 
-    def __init__(self, state: RunState) -> None:
+    def __init__(self, state: RunState, medical_run: bool) -> None:
         self.state = state
+        self.medical_run = medical_run  # the clinical tests were asked for
         self.outcomes: list[Outcome] = []
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        for name, value in report.user_properties:
-            if name == OUTCOME_PROPERTY and (report.when == "call" or (report.when == "setup" and report.failed)):
-                outcome = Outcome.from_json(value)
-                if getattr(report, "wasxfail", None):  # a known gap from models.toml
-                    outcome = Outcome.from_dict({**outcome.to_dict(), "status": "known_gap",
-                                                 "message": f"{outcome.message} [{report.wasxfail}]"})
-                self.outcomes.append(outcome)
+        # The verdict of the call; or what ended the test in setup (an error, a missing data file).
+        if report.when == "call" or (report.when == "setup" and not report.passed):
+            for name, value in report.user_properties:
+                if name == OUTCOME_PROPERTY:
+                    self.outcomes.append(Outcome.from_json(value))
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        if not self.outcomes:
+        if session.config.option.collectonly or not (self.outcomes or self.medical_run):
             return
+        if not any(o.value is not None for o in self.outcomes) and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED  # a green run that gated nothing is not a pass
         from medgate.reporting.allure import write_run_files
         from medgate.reporting.charts import model_chart
         from medgate.reporting.summary import environment_properties, write_summary
@@ -65,11 +67,12 @@ class Controller:
             write_run_files(allure_dir, environment_properties(self.outcomes), os.environ)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        if not self.outcomes:
+        if terminalreporter.config.option.collectonly or not (self.outcomes or self.medical_run):
             return
-        from medgate.reporting.summary import verdict_table
+        from medgate.reporting.summary import headline, verdict_table
 
         terminalreporter.section("medgate verdicts")
+        terminalreporter.write_line(headline(self.outcomes))
         for line in verdict_table(self.outcomes):
             terminalreporter.write_line(line)
         terminalreporter.write_line(f"summary: {self.state.config.reports_dir / 'summary.md'}")

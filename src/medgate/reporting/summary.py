@@ -13,7 +13,7 @@ from medgate.core.outcome import Outcome
 from medgate.core.versions import package_versions
 
 _SYMBOL = {"pass": "PASS", "fail": "FAIL", "no_threshold": "no threshold", "not_computed": "not computed",
-           "error": "ERROR", "known_gap": "XFAIL (known gap)"}
+           "error": "ERROR", "known_gap": "XFAIL (known gap)", "skipped": "SKIPPED (no data file)"}
 
 
 def _fmt(value: Any) -> str:
@@ -73,17 +73,29 @@ def scoring_notes(outcomes: Sequence[Outcome]) -> dict[str, str]:
     return notes
 
 
+def headline(outcomes: Sequence[Outcome]) -> str:
+    """The verdict of the run in one line: FAILED, NOTHING SCORED (no evidence: never a pass) or PASSED."""
+    failed = sum(o.status in ("fail", "error") for o in outcomes)
+    if failed:
+        return f"medgate: FAILED ({failed} of {len(outcomes)} tests failed or errored)"
+    if not any(o.value is not None for o in outcomes):
+        return "medgate: NOTHING SCORED (no test produced a value: this run is not a pass)"
+    return "medgate: PASSED"
+
+
 def write_summary(reports_dir: Path, outcomes: Sequence[Outcome]) -> Path:
     """reports/summary.md (read in ten seconds) and summary.json (for tools)."""
     rows = verdict_rows(outcomes)
     failed = [o for o in outcomes if o.status in ("fail", "error")]
     gaps = [o for o in outcomes if o.status == "known_gap"]
-    headline = "FAILED" if failed else "PASSED"
-    lines = [f"# medgate: {headline}", ""]
+    lines = [f"# {headline(outcomes)}", ""]
     lines += [f"- {o.message}" for o in failed]
     if gaps:
         lines += ["", f"Known gaps (xfail in models.toml): {len(gaps)}"] + [f"- {o.message}" for o in gaps]
-    if failed or gaps:
+    missing = sorted({o.message for o in outcomes if o.status == "skipped"})
+    if missing:
+        lines += ["", "Not run, no data file (these tasks are not gated):"] + [f"- {m}" for m in missing]
+    if failed or gaps or missing:
         lines.append("")
     lines += ["| " + " | ".join(_HEADER) + " |", "|" + "---|" * len(_HEADER)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]

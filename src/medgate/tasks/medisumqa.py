@@ -13,7 +13,7 @@ from medgate.core.errors import DataError
 from medgate.core.types import BatchScores, Chat, Sample, ScoringConfig
 from medgate.metrics.text import score_texts, text_metrics
 from medgate.tasks.base import TaskSpec, fewshot_chat
-from medgate.tasks.files import read_json_list, require_text
+from medgate.tasks.files import check_unique, read_json_list, require_text
 
 SYSTEM = (
     "You are a physician answering a patient's question about their own hospital stay. Use "
@@ -23,14 +23,17 @@ _START, _END = "<<< DISCHARGE SUMMARY >>>", "<<< END OF DISCHARGE SUMMARY >>>"
 
 
 def load_samples(path: Path) -> list[Sample]:
-    samples = []
+    samples, seen = [], []
     for index, row in read_json_list(path):
         summary = require_text(path, row, "discharge_summary", index)
         question = require_text(path, row, "Question", index)
         answer = require_text(path, row, "Answer", index)
-        samples.append(Sample(id=str(row.get("id", index)), fields={"summary": summary, "question": question}, reference=answer))
+        item_id = str(row.get("id", index))
+        samples.append(Sample(id=item_id, fields={"summary": summary, "question": question}, reference=answer))
+        seen.append((f"item {index}", item_id, [summary.strip(), question.strip(), answer.strip()]))
     if not samples:
         raise DataError(path, "no items")
+    check_unique(path, seen, "id")
     return samples
 
 

@@ -14,7 +14,7 @@ from typing import Sequence
 from medgate.core.errors import DataError
 from medgate.core.types import Chat, MetricSpec, Sample
 from medgate.tasks.base import TaskSpec, fewshot_chat
-from medgate.tasks.files import read_jsonl, require_text
+from medgate.tasks.files import check_unique, read_jsonl, require_text
 
 LABELS = ("ENTAILMENT", "NEUTRAL", "CONTRADICTION")
 
@@ -30,7 +30,7 @@ SYSTEM = (
 
 def load_samples(path: Path) -> list[Sample]:
     """Read ``mli_test_v1.jsonl``: one JSON object per line with sentence1, sentence2, gold_label."""
-    samples = []
+    samples, seen = [], []
     for number, row in read_jsonl(path):
         item = f"line {number}"
         premise = require_text(path, row, "sentence1", item)
@@ -39,9 +39,13 @@ def load_samples(path: Path) -> list[Sample]:
         if gold.upper() not in LABELS:
             raise DataError(path, f"{gold!r} is not one of entailment, neutral, contradiction", item=item, field="gold_label")
         pair_id = row.get("pairID", f"line-{number}")
+        if not isinstance(pair_id, (str, int)) or isinstance(pair_id, bool) or not str(pair_id).strip():
+            raise DataError(path, f"expected a text or number id, got {pair_id!r}", item=item, field="pairID")
         samples.append(Sample(id=str(pair_id), fields={"sentence1": premise, "sentence2": hypothesis}, reference=gold))
+        seen.append((item, str(pair_id), [premise.strip(), hypothesis.strip()]))
     if not samples:
         raise DataError(path, "no items")
+    check_unique(path, seen, "pairID")
     return samples
 
 

@@ -13,7 +13,7 @@ from medgate.core.errors import DataError
 from medgate.core.types import BatchScores, Chat, Sample, ScoringConfig
 from medgate.metrics.text import score_texts, text_metrics
 from medgate.tasks.base import TaskSpec, fewshot_chat
-from medgate.tasks.files import read_table, require_columns
+from medgate.tasks.files import check_text, check_unique, read_table, require_columns
 
 SHEET = "QS"
 COLUMNS = ("File", "CHQ", "Summary")
@@ -30,20 +30,25 @@ def load_samples(path: Path) -> list[Sample]:
     """The xlsx sheet QS, or a CSV with the same columns."""
     rows = read_table(path, sheet=SHEET)
     require_columns(path, rows, COLUMNS)
-    samples = []
+    samples, seen = [], []
+    line = "line" if path.suffix.lower() == ".csv" else "row"
     for number, row in rows:
-        item = f"row {number}"
-        texts = {}
-        for column in COLUMNS:
-            value = row.get(column)
-            if not isinstance(value, str) or not value.strip():
-                problem = "empty value" if value in ("", None) else f"expected text, got {type(value).__name__}"
-                raise DataError(path, problem, item=item, field=column)
-            texts[column] = value.strip()
+        item = f"{line} {number}"
+        texts = {column: check_text(path, _cell(row.get(column)) if column == "File" else row.get(column), item,
+                                    column).strip() for column in COLUMNS}
         samples.append(Sample(id=texts["File"], fields={"question": texts["CHQ"]}, reference=texts["Summary"]))
+        seen.append((item, texts["File"], [texts["CHQ"], texts["Summary"]]))
     if not samples:
         raise DataError(path, "no items")
+    check_unique(path, seen, "File")
     return samples
+
+
+def _cell(value: object) -> object:
+    """A spreadsheet's File column may hold numbers (1.0 for file 1): an id, as text."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
 def _user_text(sample: Sample) -> str:

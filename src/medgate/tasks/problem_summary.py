@@ -17,7 +17,7 @@ from medgate.core.errors import DataError
 from medgate.core.types import BatchScores, Chat, Sample, ScoringConfig
 from medgate.metrics.text import score_texts, text_metrics
 from medgate.tasks.base import TaskSpec, fewshot_chat
-from medgate.tasks.files import read_table, require_columns
+from medgate.tasks.files import check_text, check_unique, read_table, require_columns
 
 # test-file name -> train-file name of the same column
 _ALIASES = {"Subjectives": "Subjective Sections", "Objectives": "Objective Sections"}
@@ -43,24 +43,31 @@ def load_samples(path: Path) -> list[Sample]:
     rows = read_table(path)
     if rows:
         for column, alias in _ALIASES.items():
-            if column not in rows[0][1] and alias in rows[0][1]:
+            if column in rows[0][1] and alias in rows[0][1]:
+                raise DataError(path, f"both {column!r} (test file) and {alias!r} (train file) columns: which one to "
+                                      "read is ambiguous", item="line 1")
+            if alias in rows[0][1]:
                 rows = [(n, {**row, column: row[alias]}) for n, row in rows]
     require_columns(path, rows, ("File ID", "Subjectives", "Assessment", "Summary"))
-    samples = []
+    samples, seen = [], []
     for number, row in rows:
         item = f"line {number}"
-        file_id = str(row["File ID"]).strip()
-        if not file_id:
-            raise DataError(path, "empty value", item=item, field="File ID")
-        summary = clean_summary(str(row["Summary"]))
-        if not summary.replace(",", "").strip():
-            raise DataError(path, "empty reference summary", item=f"{item} ({file_id})", field="Summary")
-        subjective, assessment = str(row["Subjectives"]).strip(), str(row["Assessment"]).strip()
+        file_id = check_text(path, row["File ID"], item, "File ID").strip()
+        where = f"{item} ({file_id})"
+        if not str(row["Summary"]).replace(";", "").strip():
+            raise DataError(path, "empty reference summary", item=where, field="Summary")
+        summary = clean_summary(check_text(path, row["Summary"], where, "Summary"))
+        subjective, assessment = (str(row[c]).strip() for c in ("Subjectives", "Assessment"))
         if not subjective and not assessment:
-            raise DataError(path, "both Subjectives and Assessment are empty", item=f"{item} ({file_id})", field="Assessment")
+            raise DataError(path, "both Subjectives and Assessment are empty", item=where, field="Assessment")
+        for column, value in (("Subjectives", subjective), ("Assessment", assessment)):
+            if value:  # one of the two may be empty; what is there must be text
+                check_text(path, value, where, column)
         samples.append(Sample(id=file_id, fields={"subjective": subjective, "assessment": assessment}, reference=summary))
+        seen.append((item, file_id, [subjective, assessment, summary]))
     if not samples:
         raise DataError(path, "no items")
+    check_unique(path, seen, "File ID")
     return samples
 
 
