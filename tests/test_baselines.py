@@ -64,7 +64,7 @@ def test_planted_regression_fails_showing_drop_interval_and_p(suite, tmp_path):
     assert "regressed against the baseline: mednli accuracy dropped by 0.6364 (95% CI" in out
     assert "exact McNemar p = 9.537e-07" in out  # 21 discordant pairs, all one way: 2 * 0.5**21
     found = {o["metric"]: o for o in outcomes(suite.path / "reports")}
-    assert found["accuracy"]["status"] == "fail" and found["accuracy"]["comparison"]["regressed"] is True
+    assert found["accuracy"]["status"] == "fail" and found["accuracy"]["comparison"]["fails"] is True
 
 
 def test_tolerance_in_models_toml_absorbs_the_drop(suite, tmp_path):

@@ -144,7 +144,7 @@ def test_a_data_dir_holding_none_of_the_files_is_a_usage_error_pointing_below(su
     shutil.copy(FIXTURES / "mli_test_v1.jsonl", tmp_path / "clue" / "v1")
     result = run(suite, fake_models, "tests_medical", "--model", "fake-a", data_dir=tmp_path / "clue")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    assert f"holds none of the task files" in result.stderr.str()
+    assert "holds none of the task files" in result.stderr.str()
     assert f"did you mean --data-dir {tmp_path / 'clue' / 'v1'}?" in result.stderr.str()
 
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from medgate.core.types import ItemRecord, TaskResult
-from medgate.judging.regression import BaselineMismatch, compare, judge
+from medgate.judging.paired import BaselineMismatch, Reference, compare
+from medgate.judging.paired import judge as judge_by
 from medgate.judging.verdict import check
 from medgate.tasks import mednli, meqsum
 
@@ -20,9 +23,13 @@ def run(task, per_item: list[dict[str, float]], model: str = "m") -> TaskResult:
     return TaskResult(task=task.TASK.name, model=model, metrics=task.TASK.aggregate(per_item), items=items, provenance=dict(PROV))
 
 
-def baseline_of(result: TaskResult) -> dict:
-    return {"name": "b", "provenance": dict(result.provenance),
-            "items": [{"id": i.id, "scores": dict(i.scores)} for i in result.items]}
+def baseline_of(result: TaskResult) -> Reference:
+    return Reference("baseline 'b'", dict(result.provenance), {i.id: dict(i.scores) for i in result.items})
+
+
+def judge(comparisons, tolerance):
+    """The significant-drop rule with a tolerance per (task, metric)."""
+    return judge_by(comparisons, lambda task, metric: ("significant_drop", tolerance(task, metric)))
 
 
 def nli(correct: list[int]) -> list[dict[str, float]]:
@@ -39,7 +46,7 @@ def test_planted_accuracy_regression_fails_with_drop_interval_and_p():
     after = before.copy()
     after[np.flatnonzero(before)[:60]] = 0  # 60 right answers turn wrong: a 15-point drop
     (acc, _) = judge(compare(baseline_of(run(mednli, nli(before))), run(mednli, nli(after)), mednli.TASK), no_tolerance)
-    assert acc.test == "exact McNemar" and acc.regressed
+    assert acc.test == "exact McNemar" and acc.fails
     assert acc.drop == pytest.approx(0.15) and acc.drop_low < 0.15 < acc.drop_high
     assert acc.p_value == pytest.approx(2 * 0.5**60)
     verdict = check(run(mednli, nli(after)), mednli.TASK.metrics["accuracy"], 0.1, comparison=acc)
@@ -55,7 +62,7 @@ def test_noise_only_change_passes():
     flip = rng.choice(400, size=20, replace=False)  # 20 answers flip either way
     after[flip] = 1 - after[flip]
     (acc, _) = judge(compare(baseline_of(run(mednli, nli(before))), run(mednli, nli(after)), mednli.TASK), no_tolerance)
-    assert not acc.regressed and acc.p_adjusted > 0.05
+    assert not acc.fails and acc.p_adjusted > 0.05
 
 
 def test_tolerance_absorbs_a_significant_but_small_drop():
@@ -65,16 +72,16 @@ def test_tolerance_absorbs_a_significant_but_small_drop():
     worse = [{k: v - 0.01 for k, v in s.items()} for s in base]
     comps = compare(baseline_of(run(meqsum, base)), run(meqsum, worse), meqsum.TASK)
     assert all(c.test == "paired bootstrap" and c.p_value < 0.01 for c in comps)
-    assert all(c.regressed for c in judge(comps, no_tolerance))
-    assert not any(c.regressed for c in judge(comps, lambda t, m: 0.02))
+    assert all(c.fails for c in judge(comps, no_tolerance))
+    assert not any(c.fails for c in judge(comps, lambda t, m: 0.02))
 
 
 def test_lower_is_better_metrics_regress_when_they_rise():
     before = [{"accuracy": 1.0, "no_label_rate": 0.0}] * 100
     after = [{"accuracy": 1.0, "no_label_rate": 1.0 if i < 30 else 0.0} for i in range(100)]
     comps = {c.metric: c for c in judge(compare(baseline_of(run(mednli, before)), run(mednli, after), mednli.TASK), no_tolerance)}
-    assert comps["no_label_rate"].drop == pytest.approx(0.3) and comps["no_label_rate"].regressed
-    assert not comps["accuracy"].regressed
+    assert comps["no_label_rate"].drop == pytest.approx(0.3) and comps["no_label_rate"].fails
+    assert not comps["accuracy"].fails
 
 
 def test_holm_correction_spares_a_marginal_drop_among_many_metrics():
@@ -82,19 +89,18 @@ def test_holm_correction_spares_a_marginal_drop_among_many_metrics():
     before = [1] * 100
     after = [0] * 8 + [1] * 92
     single = judge(compare(baseline_of(run(mednli, nli(before))), run(mednli, nli(after)), mednli.TASK), no_tolerance)
-    assert single[0].regressed
-    many = judge(single + [single[0].__class__(**{**single[0].__dict__, "metric": f"m{i}", "p_value": 0.5}) for i in range(10)],
-                 no_tolerance)
+    assert single[0].fails
+    many = judge(single + [dataclasses.replace(single[0], metric=f"m{i}", p_value=0.5) for i in range(10)], no_tolerance)
     # 12 comparisons: the smallest p is multiplied by 12 -> 0.094, no longer significant
-    assert many[0].p_adjusted == pytest.approx(12 * 2 * 0.5**8) and not many[0].regressed
+    assert many[0].p_adjusted == pytest.approx(12 * 2 * 0.5**8) and not many[0].fails
 
 
 @pytest.mark.parametrize(
     ("change", "words"),
     [
-        (lambda b: b["provenance"].update(dataset_hash="sha256:other"), "dataset_hash"),
-        (lambda b: b["provenance"].update(prompt_version="p0"), "prompt_version"),
-        (lambda b: b["items"].pop(), "baseline 'b' scored 9 items, this run 10"),
+        (lambda b: b.provenance.update(dataset_hash="sha256:other"), "dataset_hash"),
+        (lambda b: b.provenance.update(prompt_version="p0"), "prompt_version"),
+        (lambda b: b.scores.pop("9"), "baseline 'b' scored 9 items, this run 10"),
     ],
 )
 def test_different_items_or_data_are_refused(change, words):
@@ -110,7 +116,7 @@ def test_different_items_or_data_are_refused(change, words):
 def test_identical_runs_never_regress(correct):
     result = run(mednli, nli(correct))
     comps = judge(compare(baseline_of(result), result, mednli.TASK), no_tolerance)
-    assert all(c.drop == 0 and not c.regressed for c in comps)
+    assert all(c.drop == 0 and not c.fails for c in comps)
 
 
 def test_gate_on_interval_uses_the_bound_on_the_threatening_side():
@@ -121,3 +127,48 @@ def test_gate_on_interval_uses_the_bound_on_the_threatening_side():
     failed = check(result, spec, 0.55, gate_on="interval")
     assert failed.status == "fail" and "95% lower bound 0.5000 below the floor 0.5500" in failed.message
     assert check(result, spec, 0.45, gate_on="interval").status == "pass"
+
+
+def ni(task: str, metric: str) -> tuple[str, float]:
+    return ("non_inferiority", 0.03)
+
+
+def comparison(drop: float, low: float, high: float, p: float, spread: float = 0.3):
+    from medgate.core.outcome import Comparison
+
+    return Comparison(task="mednli", metric="accuracy", reference="model r", rule="", test="exact McNemar", n_pairs=100,
+                      reference_value=0.6, candidate_value=0.6 - drop, drop=drop, drop_low=low, drop_high=high,
+                      p_value=p, spread=spread)
+
+
+@pytest.mark.parametrize(("drop", "low", "high", "p", "verdict", "fails"), [
+    (-0.10, -0.15, -0.05, 0.001, "better", False),       # a significant gain
+    (0.00, -0.02, 0.02, 1.0, "not worse", False),         # the worst end (0.02) within the margin (0.03)
+    (0.00, -0.02, 0.03, 1.0, "not worse", False),         # on the margin itself
+    (0.10, 0.05, 0.15, 0.001, "worse", True),             # the whole interval beyond the margin, significant
+    (0.02, -0.01, 0.05, 0.30, "inconclusive", True),      # the interval straddles the margin
+    (0.10, 0.05, 0.15, 0.20, "inconclusive", True),       # beyond the margin but not significant after Holm
+    (-0.10, -0.15, -0.05, 0.20, "not worse", False),      # a gain that is not significant is still not worse
+])
+def test_non_inferiority_verdicts(drop, low, high, p, verdict, fails):
+    (judged,) = judge_by([comparison(drop, low, high, p)], ni)
+    assert (judged.verdict, judged.fails, judged.margin) == (verdict, fails, 0.03)
+    assert (judged.items_to_decide is not None) == (verdict == "inconclusive")
+
+
+def test_holm_runs_across_the_family_of_a_comparison():
+    # one p of 0.02 is significant alone, not among 5 comparisons (0.02 * 5 = 0.1)
+    alone = judge_by([comparison(0.10, 0.05, 0.15, 0.02)], ni)
+    family = judge_by([comparison(0.10, 0.05, 0.15, 0.02)] + [comparison(0.0, -0.01, 0.01, 0.9)] * 4, ni)
+    assert alone[0].verdict == "worse" and family[0].verdict == "inconclusive"
+    assert family[0].p_adjusted == pytest.approx(0.1)
+
+
+def test_a_planted_drop_on_few_items_is_inconclusive_and_sized():
+    before = [1] * 20 + [0] * 13
+    after = [0] * 4 + [1] * 16 + [0] * 13  # four right answers lost
+    (acc, _) = judge_by(compare(baseline_of(run(mednli, nli(before))), run(mednli, nli(after)), mednli.TASK), ni)
+    assert acc.verdict == "inconclusive" and acc.fails
+    # spread of the per-item drops (4 ones, 29 zeros): sd = 0.3314; distance |-4/33 + 0.03| = 0.0912
+    assert acc.spread == pytest.approx(np.std([1] * 4 + [0] * 29, ddof=1))
+    assert acc.items_to_decide == int(np.ceil((1.959964 * acc.spread / (4 / 33 - 0.03)) ** 2))

@@ -22,8 +22,9 @@ def outcome(model, task, metric, value, status="pass", **extra):
 
 
 def comparison(baseline: float) -> Comparison:
-    return Comparison(task="t", metric="m", test="paired bootstrap", n_pairs=10, baseline=baseline, current=0.2,
-                      drop=0.1, drop_low=0.0, drop_high=0.2, p_value=0.5)
+    return Comparison(task="t", metric="m", reference="baseline 'b'", rule="significant_drop", test="paired bootstrap",
+                      n_pairs=10, reference_value=baseline, candidate_value=0.2, drop=0.1, drop_low=0.0, drop_high=0.2,
+                      p_value=0.5)
 
 
 def test_executor_from_ci_variables_without_secrets():

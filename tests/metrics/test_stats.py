@@ -62,3 +62,63 @@ def test_holm_properties(p_values):
     assert all(a >= p - 1e-12 and a <= 1 for a, p in zip(adjusted, p_values))
     order = sorted(range(len(p_values)), key=lambda i: p_values[i])
     assert all(adjusted[order[i]] <= adjusted[order[i + 1]] + 1e-12 for i in range(len(order) - 1))
+
+
+def test_wilson_interval_matches_scipy():
+    from medgate.metrics.stats import wilson_interval
+
+    for k, n in [(0, 10), (3, 10), (20, 33), (33, 33), (500, 1422)]:
+        ci = binomtest(k, n).proportion_ci(confidence_level=0.95, method="wilson")
+        assert wilson_interval(k, n) == pytest.approx((ci.low, ci.high), abs=1e-9)
+
+
+def test_paired_proportions_match_the_published_newcombe_interval():
+    from medgate.metrics.stats import paired_proportions
+
+    # Cavo et al. (2012) table in Fagerland, Lydersen & Laake, "Statistical analysis of contingency tables",
+    # chapter 8: 59 both, 6 first only, 16 second only, 80 neither: -0.0621 (95% CI -0.1186 to -0.0046)
+    before = [1] * 59 + [0] * 6 + [1] * 16 + [0] * 80
+    after = [1] * 59 + [1] * 6 + [0] * 16 + [0] * 80
+    diff = paired_proportions(before, after)
+    assert (round(diff.delta, 4), round(diff.low, 4), round(diff.high, 4)) == (-0.0621, -0.1186, -0.0046)
+    assert diff.p_value == pytest.approx(binomtest(6, 22, 0.5).pvalue)  # exact McNemar on 22 discordant pairs
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 30), st.integers(0, 15), st.integers(0, 15), st.integers(0, 30))
+def test_paired_proportions_interval_holds_the_estimate_and_stays_in_range(both, gained, lost, neither):
+    from medgate.metrics.stats import paired_proportions
+
+    if both + gained + lost + neither == 0:
+        return
+    before = [1] * both + [0] * gained + [1] * lost + [0] * neither
+    after = [1] * both + [1] * gained + [0] * lost + [0] * neither
+    diff = paired_proportions(before, after)
+    assert -1 <= diff.low <= diff.delta <= diff.high <= 1
+    assert diff.delta == pytest.approx((gained - lost) / len(before))
+
+
+def test_paired_proportions_interval_covers_about_95_percent():
+    """Seeded simulation: 2,000 samples of 80 pairs with a true difference of -0.05."""
+    from medgate.metrics.stats import paired_proportions
+
+    rng = np.random.default_rng(11)
+    probs = [0.45, 0.05, 0.10, 0.40]  # both, gained, lost, neither: true difference 0.05 - 0.10
+    hits = 0
+    for _ in range(2000):
+        counts = rng.multinomial(80, probs)
+        before = [1] * counts[0] + [0] * counts[1] + [1] * counts[2] + [0] * counts[3]
+        after = [1] * counts[0] + [1] * counts[1] + [0] * counts[2] + [0] * counts[3]
+        d = paired_proportions(before, after)
+        hits += d.low <= -0.05 <= d.high
+    assert 0.93 <= hits / 2000 <= 0.975
+
+
+def test_items_to_decide_hand_computed():
+    from medgate.metrics.stats import items_to_decide
+
+    # mean -0.01, sd 0.2, margin 0.03: distance 0.02 -> (1.959964 * 0.2 / 0.02) ** 2 = 384.15 -> 385
+    assert items_to_decide(-0.01, 0.2, 0.03) == 385
+    # mean -0.05 (beyond the margin by 0.02): the same number shows "worse"
+    assert items_to_decide(-0.05, 0.2, 0.03) == 385
+    assert items_to_decide(-0.03, 0.2, 0.03) is None and items_to_decide(0.0, 0.0, 0.03) is None

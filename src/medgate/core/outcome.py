@@ -16,27 +16,63 @@ STATUSES: tuple[str, ...] = ("pass", "fail", "no_threshold", "not_computed", "er
 
 @dataclass(frozen=True)
 class Comparison:
-    """One metric of a run compared item by item with a baseline."""
+    """One metric of a candidate compared item by item with a reference: a stored baseline or
+    another model (or another model's baseline)."""
 
     task: str
     metric: str
+    reference: str  # what it was compared with, e.g. "baseline v1" or "model meditron-7b"
+    rule: str  # "significant_drop" (a significant drop beyond the margin fails) or "non_inferiority"
     test: str  # "exact McNemar" or "paired bootstrap"
     n_pairs: int
-    baseline: float
-    current: float
-    drop: float  # positive = worse, in the metric's own direction
+    reference_value: float
+    candidate_value: float
+    drop: float  # how much worse the candidate is, in the metric's own direction (negative: better)
     drop_low: float  # 95% interval of the drop
     drop_high: float
-    p_value: float
-    p_adjusted: float = 1.0
-    tolerance: float = 0.0
-    regressed: bool = False
+    p_value: float  # two-sided, of "no difference"
+    p_adjusted: float = 1.0  # Holm, across the comparison's family
+    margin: float = 0.0  # the tolerance (significant_drop) or the non-inferiority margin
+    verdict: str = ""  # regressed / no regression; better / not worse / worse / inconclusive
+    fails: bool = False  # the gate fails on this comparison
+    higher_is_better: bool = True
+    identical: bool = False  # the same model on both sides (equal generation identity): the difference is exactly 0
+    spread: float = 0.0  # standard deviation of the per-item differences
+    items_to_decide: int | None = None  # inconclusive: paired items that would decide at the observed spread
+    n_worse: int = 0  # items that went right -> wrong (0/1 metrics) or whose score dropped
+    n_better: int = 0  # items that went wrong -> right, or whose score rose
+    flips_worse: tuple[str, ...] = ()  # their ids: every flip of a 0/1 metric, else the largest drops
+    flips_better: tuple[str, ...] = ()
+
+    @property
+    def difference(self) -> tuple[float, float, float]:
+        """candidate - reference in the metric's own units, with its 95% interval."""
+        if self.higher_is_better:
+            return -self.drop, -self.drop_high, -self.drop_low
+        return self.drop, self.drop_low, self.drop_high
 
     def describe(self) -> str:
-        return (f"{self.task} {self.metric} dropped by {self.drop:.4f} (95% CI {self.drop_low:.4f} to "
-                f"{self.drop_high:.4f}; {self.baseline:.4f} -> {self.current:.4f}, {self.n_pairs} paired items), "
-                f"{self.test} p = {self.p_value:.4g}, Holm-adjusted p = {self.p_adjusted:.4g}, "
-                f"tolerance {self.tolerance:.4f}")
+        stats = f"{self.test} p = {self.p_value:.4g}, Holm-adjusted p = {self.p_adjusted:.4g}"
+        if self.rule == "significant_drop":
+            return (f"{self.task} {self.metric} dropped by {self.drop:.4f} (95% CI {self.drop_low:.4f} to "
+                    f"{self.drop_high:.4f}; {self.reference_value:.4f} -> {self.candidate_value:.4f}, {self.n_pairs} "
+                    f"paired items), {stats}, tolerance {self.margin:.4f}")
+        diff, low, high = self.difference
+        text = (f"{self.task} {self.metric} {self.verdict} than {self.reference}: {self.candidate_value:.4f} vs "
+                f"{self.reference_value:.4f}, difference {diff:+.4f} (95% CI {low:+.4f} to {high:+.4f}, {self.n_pairs} "
+                f"paired items), margin {self.margin:.4f}, {stats}")
+        if self.identical:
+            text += " (the same model: equal weights, engine, settings and chat template)"
+        if self.items_to_decide is not None:
+            text += f"; about {self.items_to_decide} paired items would decide at the observed spread"
+        return text
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Comparison:
+        values = dict(data)
+        for key in ("flips_worse", "flips_better"):
+            values[key] = tuple(values.get(key, ()))
+        return cls(**{k: v for k, v in values.items() if k in {f.name for f in fields(cls)}})
 
 
 @dataclass(frozen=True)
@@ -55,6 +91,7 @@ class Outcome:
     gate_on: str = "point"
     higher_is_better: bool = True
     comparison: Comparison | None = None
+    against: str | None = None  # a comparison test: the reference model (or model@baseline) of the candidate
     provenance: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -72,7 +109,7 @@ class Outcome:
         known = {f.name for f in fields(cls)}
         values = {k: v for k, v in data.items() if k in known}
         if values.get("comparison") is not None:
-            values["comparison"] = Comparison(**values["comparison"])
+            values["comparison"] = Comparison.from_dict(values["comparison"])
         return cls(**values)
 
     @classmethod

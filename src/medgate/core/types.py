@@ -53,6 +53,15 @@ class MetricSpec:
     bounds: tuple[float, float] = (0.0, 1.0)
     higher_is_better: bool = True
     binary: bool = False  # per-item 0/1 (accuracies): compared by exact McNemar, else paired bootstrap
+    margin: float | None = None  # non-inferiority margin; None: the default of its kind (default_margin)
+
+    def default_margin(self) -> float:
+        """The drop that still counts as "not worse" unless models.toml says otherwise: 3 points
+        for 0/1 metrics (accuracies, rates), 2 points for overlap scores (ROUGE, UMLS and ICD
+        P/R/F1); a metric may declare its own (BERTScore: 1 point, its spread is narrow)."""
+        if self.margin is not None:
+            return self.margin
+        return 0.03 if self.binary else 0.02
 
 
 class ScoreStore(Protocol):

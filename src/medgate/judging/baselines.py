@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from medgate.core.errors import BaselineError, ConfigError
 from medgate.core.io import atomic_write, check_name
 from medgate.core.types import TaskResult
+from medgate.judging.paired import Reference
 
 
 def baseline_path(root: Path, name: str, model: str, task: str) -> Path:
@@ -56,3 +57,26 @@ def check_baseline(root: Path, name: str, models: list[str]) -> None:
             saved = sorted(p.name for p in folder.iterdir() if p.is_dir())
             raise ConfigError(f"--baseline {name}: holds no results of model {model} (it holds: "
                               f"{', '.join(saved) or 'none'})")
+
+
+def baseline_reference(root: Path, name: str, model: str, task: str, label: str | None = None) -> Reference:
+    """Baseline ``name`` of a model and task as a reference to compare with."""
+    data = load_baseline(root, name, model, task)
+    return Reference(label or f"baseline {name}", data["provenance"],
+                     {item["id"]: item["scores"] for item in data["items"]})
+
+
+def check_baseline_fits(root: Path, name: str, model: str, expected: Mapping[str, Mapping[str, Any]]) -> None:
+    """Before anything loads: baseline ``name`` of ``model`` was measured on this run's data,
+    prompts, decoding and --limit, for every task it holds and this run has data for."""
+    for task, wanted in expected.items():
+        path = baseline_path(root, name, model, task)
+        if not path.is_file():
+            continue  # a task the baseline does not hold: that task's tests say so
+        recorded = load_baseline(root, name, model, task)["provenance"]
+        for key, value in wanted.items():
+            if key == "limit" and key not in recorded:
+                continue  # baselines written before the limit was recorded: the items are compared later
+            if recorded.get(key) != value:
+                raise ConfigError(f"--against {model}@{name}: {path} has {key} {recorded.get(key)!r}, this run "
+                                  f"{value!r}; a baseline of other data, prompts or items cannot be compared")

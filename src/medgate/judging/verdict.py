@@ -13,16 +13,18 @@ _PRIVATE_PROVENANCE = ("fewshot_ids",)
 
 
 def check(result: TaskResult, metric: MetricSpec, threshold: float | None, *, gate_on: str = "point",
-          comparison: Comparison | None = None) -> Outcome:
+          comparison: Comparison | None = None, against: str | None = None) -> Outcome:
     """Thresholds are floors for higher-is-better metrics and ceilings for the others. With
     ``gate_on="interval"`` the interval's bound on the threatening side must clear it. A
-    regression against the baseline fails the metric even when the threshold is met."""
+    regression against the baseline fails the metric even when the threshold is met. ``against``
+    names the reference model of a comparison test (candidate vs reference), which is gated by
+    its comparison alone."""
     label = f"{result.model} {result.task} {metric.name}"
     value = result.metrics.get(metric.name)
     low, high = result.intervals.get(metric.name, (None, None))
     common: dict[str, Any] = dict(
         model=result.model, task=result.task, metric=metric.name, value=value, threshold=threshold, low=low, high=high,
-        gate_on=gate_on, higher_is_better=metric.higher_is_better, comparison=comparison,
+        gate_on=gate_on, higher_is_better=metric.higher_is_better, comparison=comparison, against=against,
         provenance={k: v for k, v in result.provenance.items() if k not in _PRIVATE_PROVENANCE},
     )
     if result.errors:
@@ -44,8 +46,9 @@ def check(result: TaskResult, metric: MetricSpec, threshold: float | None, *, ga
             if bound is not None and bound > threshold:
                 problems.append(f"has its 95% upper bound {bound:.4f} above the ceiling {threshold:.4f}" if by_interval
                                 else f"is above the ceiling {threshold:.4f}")
-    if comparison is not None and comparison.regressed:
-        problems.append("regressed against the baseline: " + comparison.describe())
+    if comparison is not None and comparison.fails:
+        prefix = "regressed against the baseline: " if comparison.rule == "significant_drop" else ""
+        problems.append(prefix + comparison.describe())
     if problems:
         return Outcome(status="fail", message=f"{shown} " + "; and ".join(problems), **common)
     if threshold is None and comparison is None:
@@ -53,9 +56,11 @@ def check(result: TaskResult, metric: MetricSpec, threshold: float | None, *, ga
     parts = []
     if threshold is not None:
         parts.append(f"meets the {'floor' if metric.higher_is_better else 'ceiling'} {threshold:.4f}")
-    if comparison is not None:
+    if comparison is not None and comparison.rule == "significant_drop":
         parts.append(f"no regression ({comparison.task} {comparison.metric} drop {comparison.drop:.4f}, "
-                     f"Holm p = {comparison.p_adjusted:.4g}, tolerance {comparison.tolerance:.4f})")
+                     f"Holm p = {comparison.p_adjusted:.4g}, tolerance {comparison.margin:.4f})")
+    elif comparison is not None:
+        parts.append(comparison.describe())
     return Outcome(status="pass", message=f"{shown}: " + "; ".join(parts), **common)
 
 

@@ -14,7 +14,8 @@ from medgate.metrics.umls import UMLS_METRICS, load_scispacy, umls_scores
 def text_metrics(*, with_umls: bool) -> dict[str, MetricSpec]:
     names = [*ROUGE_TYPES, *BERTSCORE_METRICS, *(UMLS_METRICS if with_umls else ())]
     # BERTScore without baseline rescaling is a cosine: in [-1, 1], though near 1 in practice.
-    return {name: MetricSpec(name, bounds=(-1.0, 1.0) if name in BERTSCORE_METRICS else (0.0, 1.0)) for name in names}
+    return {name: MetricSpec(name, bounds=(-1.0, 1.0), margin=0.01) if name in BERTSCORE_METRICS else MetricSpec(name)
+            for name in names}
 
 
 def score_texts(predictions: Sequence[str], references: Sequence[str], scoring: ScoringConfig, *,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import codecs
 import re
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -40,8 +40,12 @@ _FIELDS: dict[str, Option] = {
     "seed": Option((int,), lambda v: True, "an integer", 0),
     "gate_on": Option((str,), lambda v: v in ("point", "interval"), "point or interval", "point"),
     "tolerance": Option((float, int), lambda v: 0 <= v <= 1, "a number in [0, 1]", 0.0),
+    "regression": Option((str,), lambda v: v in ("significant_drop", "non_inferiority"),
+                         "significant_drop or non_inferiority", "significant_drop"),
+    "inconclusive": Option((str,), lambda v: v in ("fail", "xfail"), "fail or xfail", "fail"),
+    "inherits": Option((str,), lambda v: bool(v), "the name of another model in this file", None),
 }
-_TABLES = ("thresholds", "tolerances", "expected_failures")
+_TABLES = ("thresholds", "tolerances", "margins", "expected_failures")
 
 BUILTIN_TEMPLATES = Path(__file__).resolve().parent / "chat_templates"
 
@@ -54,18 +58,39 @@ class Registry:
     default: str | None  # None: the file defines no model
     models: Mapping[str, ModelSpec]
 
+    def derive(self, name: str, base: ModelSpec) -> ModelSpec:
+        """A checkpoint given by path or hub id that takes ``base``'s engine settings, chat template,
+        thresholds and margins (``--model PATH --against BASE``)."""
+        own = self.resolve(name)
+        if own.registered:
+            return own  # models.toml has its own entry: it wins
+        return replace(base, name=own.name, source=own.source, location=own.location, revision=None,
+                       registered=False, inherits=base.name)
+
     def resolve(self, name: str) -> ModelSpec:
         """A registered name, or else an existing local path or a hub id with default settings."""
         if name in self.models:
             return self.models[name]
         if Path(name).expanduser().exists():
-            return ModelSpec(name=_safe_id(name), source="path", location=str(Path(name).expanduser().resolve()), registered=False)
+            location = Path(name).expanduser().resolve()
+            return ModelSpec(name=self._path_name(location), source="path", location=str(location), registered=False)
         if "/" in name and not name.startswith((".", "/")):
             return ModelSpec(name=_safe_id(name), source="hub", location=name, registered=False)
         known = ", ".join(sorted(self.models)) or "(none)"
         raise ConfigError(
             f"unknown model {name!r}: not in {self.path} and not an existing path or hub id; known models: {known}"
         )
+
+
+    def _path_name(self, location: Path) -> str:
+        """A folder's model name as users say it (./checkpoints/step-5000 -> step-5000); with its
+        parent folders when that name is taken by a registered model."""
+        parts = [p for p in location.parts if p not in ("/", "")]
+        for depth in range(1, len(parts) + 1):
+            candidate = _safe_id("_".join(parts[-depth:]))
+            if candidate not in self.models:
+                return candidate
+        return _safe_id(str(location))
 
 
 def _safe_id(text: str) -> str:
@@ -133,7 +158,8 @@ def parse_registry(raw: Mapping[str, Any], path: Path) -> Registry:
             raise fail(key, f"model names may hold {NAME_CHARS} only")
         if not isinstance(entry, dict):
             raise fail(key, f"must be a table, got {_type_name(entry)}")
-        models[name] = _parse_model(name, entry, path, fail)
+    for name in models_raw:
+        models[name] = _parse_model(name, _inherited(name, models_raw, fail), path, fail)
     default = raw.get("default")
     if default is None:
         default = next(iter(models), None)
@@ -142,6 +168,27 @@ def parse_registry(raw: Mapping[str, Any], path: Path) -> Registry:
     elif default not in models:
         raise fail("default", f"names {default!r}, which is not a model in this file")
     return Registry(path=path, default=default, models=models)
+
+
+def _inherited(name: str, raw: Mapping[str, Any], fail: Any, seen: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A model's entry with what it inherits (``inherits = "NAME"``): NAME's keys, its own keys
+    on top; tables (thresholds, ...) merge per task. The source (path, hub, embedded, revision) is
+    never inherited: it is another model."""
+    entry = dict(raw[name])
+    base_name = entry.get("inherits")
+    if base_name is None:
+        return entry
+    key = f"models.{name}.inherits"
+    if not isinstance(base_name, str) or base_name not in raw:
+        raise fail(key, f"names {base_name!r}, which is not a model in this file")
+    if base_name in seen or base_name == name:
+        raise fail(key, f"inherits in a circle ({' -> '.join((*seen, name, base_name))})")
+    base = {k: v for k, v in _inherited(base_name, raw, fail, (*seen, name)).items()
+            if k not in (*_SOURCES, "revision", "inherits")}
+    for table in _TABLES:
+        if isinstance(base.get(table), dict) and isinstance(entry.get(table), dict):
+            entry[table] = {**base[table], **entry[table]}
+    return {**base, **entry}
 
 
 def _check_value(key: str, value: Any, option: Option, fail: Any) -> Any:
@@ -188,6 +235,7 @@ def _parse_model(name: str, entry: Mapping[str, Any], path: Path, fail: Any) -> 
         values["chat_template"] = str(_resolve_template(values["chat_template"], path, f"{key}.chat_template", fail))
     thresholds = _parse_metric_table(entry.get("thresholds", {}), f"{key}.thresholds", fail, tolerance=False)
     tolerances = _parse_metric_table(entry.get("tolerances", {}), f"{key}.tolerances", fail, tolerance=True)
+    margins = _parse_metric_table(entry.get("margins", {}), f"{key}.margins", fail, tolerance=True)
     expected = entry.get("expected_failures", {})
     if not isinstance(expected, dict):
         raise fail(f"{key}.expected_failures", f"must be a table of task = reason, got {_type_name(expected)}")
@@ -197,7 +245,7 @@ def _parse_model(name: str, entry: Mapping[str, Any], path: Path, fail: Any) -> 
         if not isinstance(reason, str) or not reason.strip():
             raise fail(f"{key}.expected_failures.{task_name}", "must be a non-empty reason")
     return ModelSpec(name=name, source=source, location=location, options=options, thresholds=thresholds,
-                     tolerances=tolerances, expected_failures=dict(expected), **values)
+                     tolerances=tolerances, margins=margins, expected_failures=dict(expected), **values)
 
 
 def _resolve_template(value: str, path: Path, key: str, fail: Any) -> Path:

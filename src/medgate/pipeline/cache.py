@@ -54,6 +54,13 @@ def generation_key(*, fingerprint: str, spec: ModelSpec, chat: Chat, params: Gen
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode("utf-8")).hexdigest()
 
 
+def generation_identity(*, fingerprint: str, spec: ModelSpec, template: str | None = None) -> str:
+    """Everything of a generation key but the prompt: two models of equal identity are the same
+    model (weights, engine, settings, template), whatever their names."""
+    material = [fingerprint, backend_of(spec).engine_id(spec), spec.dtype, spec.max_model_len, spec.seed, template]
+    return "sha256:" + hashlib.sha256(json.dumps(material, sort_keys=True).encode("utf-8")).hexdigest()[:20]
+
+
 class GenerationCache:
     """The SQLite file: generations, and model-based scores per pair (a ScoreStore)."""
 

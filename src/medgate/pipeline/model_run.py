@@ -18,7 +18,7 @@ from medgate.models.engines import Engine, ProgressFactory, backend_of, make_eng
 from medgate.models.fingerprint import fingerprint, resolve_location
 from medgate.models.spec import ModelSpec
 from medgate.models.tokenization import model_context
-from medgate.pipeline.cache import GenerationCache, generation_key
+from medgate.pipeline.cache import GenerationCache, generation_identity, generation_key
 from medgate.pipeline.caching import CachingEngine
 from medgate.pipeline.plan import TaskPlan, plan_task
 from medgate.pipeline.scoring import score
@@ -72,6 +72,9 @@ class ModelRun:
             self.provenance["model_fingerprint"] = fingerprint(self.spec, location)
             if self.spec.chat_template:
                 self._template = Path(self.spec.chat_template).read_text(encoding="utf-8")
+            # Two runs with the same identity answer every prompt alike (the cache keys are equal).
+            self.provenance["generation_identity"] = generation_identity(
+                fingerprint=self.provenance["model_fingerprint"], spec=self.spec, template=self._template)
             self._location = location
         return self._location
 
@@ -176,6 +179,9 @@ class ModelRun:
         result.provenance.update(self.provenance)
         result.provenance["cached_items"] = self.generator.cached_count(keys)
         result.provenance["data_source"] = self.settings.data_source
+        result.provenance["limit"] = self.settings.limit
+        if self.spec.inherits:
+            result.provenance["inherits"] = self.spec.inherits
         result.provenance["generation_seconds"] = round(seconds, 3)
         result.provenance["completion_tokens"] = sum(i.completion_tokens for i in result.items)
         return result

@@ -6,16 +6,17 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
 from medgate.core.errors import ConfigError, MedgateError, MissingDataFile
+from medgate.models.spec import ModelSpec
 from medgate.pipeline.model_run import ModelRun
 from medgate.plugin.devices import place_worker
 from medgate.plugin.options import add_options, read_run_config
-from medgate.plugin.state import OUTCOME_PROPERTY, STATE, Controller, RunState
-from medgate.plugin.taskgate import ModelGate, TaskGate, error_outcome, skipped_outcome
+from medgate.plugin.state import OUTCOME_PROPERTY, STATE, Controller, GateKey, RunState
+from medgate.plugin.taskgate import ModelGate, PairGate, TaskGate, error_outcome, skipped_outcome
 from medgate.tasks.base import TaskSpec
 
 MODEL_FIXTURE = "medgate_model"
@@ -63,13 +64,17 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
         return None
     from medgate.plugin.scheduling import ModelScheduling
 
-    return ModelScheduling(config, log, model_ids=list(config.stash[STATE].config.models))
+    # A comparison's tests run beside its candidate's own tests (they share its results).
+    scopes = {test_id: key.model for test_id, key in config.stash[STATE].keys.items()}
+    return ModelScheduling(config, log, scopes=scopes)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if MODEL_FIXTURE in metafunc.fixturenames:
-        names = list(metafunc.config.stash[STATE].config.models)
-        metafunc.parametrize(MODEL_FIXTURE, names, indirect=True, scope="session", ids=names)
+        # Each model on its own criteria, and with --against each candidate against the reference
+        # (ids "<model>" and "<model>-vs-<reference>", selectable with -k).
+        ids = list(metafunc.config.stash[STATE].keys)
+        metafunc.parametrize(MODEL_FIXTURE, ids, indirect=True, scope="session", ids=ids)
 
 
 def _module_task(item: Any) -> TaskSpec | None:
@@ -84,26 +89,40 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         callspec = getattr(item, "callspec", None)
         if callspec is None or MODEL_FIXTURE not in callspec.params:
             continue
-        model = callspec.params[MODEL_FIXTURE]
+        key = state.keys[callspec.params[MODEL_FIXTURE]]
         # For users who pass --dist loadgroup; our own scheduler does not need it.
-        item.add_marker(pytest.mark.xdist_group(model))
+        item.add_marker(pytest.mark.xdist_group(key.model))
         task = _module_task(item)
         if task is not None:
-            # Holm's correction runs over every metric of the model's selected tasks.
-            state.selected.setdefault(model, {})[task.name] = task
+            # Holm's correction runs over every metric of the key's selected tasks.
+            state.selected.setdefault(key, {})[task.name] = task
+
+
+def _model_gate(config: pytest.Config, spec: ModelSpec) -> ModelGate:
+    """A model's gate, once per process: its own tests and its comparisons share one run, and it
+    lives until the session ends (a parametrised session fixture is torn down between params)."""
+    state = config.stash[STATE]
+    if spec.name not in state.gates:
+        capman = config.pluginmanager.getplugin("capturemanager")
+        quiet = capman.global_and_fixture_disabled if capman is not None else None
+        run = ModelRun(spec, state.config.settings, quiet) if quiet else ModelRun(spec, state.config.settings)
+        state.gates[spec.name] = ModelGate(run, state)
+        config.add_cleanup(state.gates[spec.name].close)
+    return state.gates[spec.name]
 
 
 @pytest.fixture(scope="session")
-def medgate_model(request: pytest.FixtureRequest) -> Iterator[ModelGate]:
-    """The selected model's gate: its engine loads on first use, once per worker."""
+def medgate_model(request: pytest.FixtureRequest) -> ModelGate | PairGate:
+    """The gate of a test's parameter: a model (its engine loads on first use, once per worker),
+    or a candidate against the reference of --against."""
     state = request.config.stash[STATE]
-    spec = state.config.models[request.param]
-    capman = request.config.pluginmanager.getplugin("capturemanager")
-    quiet = capman.global_and_fixture_disabled if capman is not None else None
-    run = ModelRun(spec, state.config.settings, quiet) if quiet else ModelRun(spec, state.config.settings)
-    gate = ModelGate(run, state)
-    yield gate
-    gate.close()
+    key = state.keys[request.param]
+    gate = _model_gate(request.config, state.config.models[key.model])
+    against = state.config.against
+    if not key.compared or against is None:
+        return gate
+    reference = None if against.baseline else _model_gate(request.config, against.spec)
+    return PairGate(gate, against, reference, state)
 
 
 def _asked_for(config: pytest.Config, task: TaskSpec, module_file: str) -> bool:
@@ -114,18 +133,20 @@ def _asked_for(config: pytest.Config, task: TaskSpec, module_file: str) -> bool:
 
 
 @pytest.fixture
-def medgate_task(request: pytest.FixtureRequest, medgate_model: ModelGate) -> TaskGate:
+def medgate_task(request: pytest.FixtureRequest, medgate_model: ModelGate | PairGate) -> TaskGate:
     """The ``TASK`` of the requesting test module, run on the parametrised model (once per model)."""
     task = _module_task(request)
     if task is None:
         raise ConfigError(f"{request.module.__name__}: medgate_task needs a module-level TASK (a TaskSpec)")
+    state = request.config.stash[STATE]
+    key = state.keys[request.node.callspec.params[MODEL_FIXTURE]]
     try:
-        return TaskGate(request, medgate_model, task)
+        return TaskGate(request, medgate_model, key, task)
     except MissingDataFile as exc:
         if _asked_for(request.config, task, str(request.module.__file__)):
             raise
-        outcome = skipped_outcome(medgate_model.run.spec.name, task, request.node.callspec.params.get("metric", "?"),
-                                  str(exc))
+        outcome = skipped_outcome(key.model, task, request.node.callspec.params.get("metric", "?"), str(exc),
+                                  _against_label(state, key))
         request.node.user_properties.append((OUTCOME_PROPERTY, outcome.to_json()))
         pytest.skip(f"{exc} (run its test file or -k {task.name} to make this an error)")
 
@@ -148,6 +169,13 @@ def _record_error(item: pytest.Item, report: pytest.TestReport, excinfo: Any) ->
     task = _module_task(item)
     if callspec is None or MODEL_FIXTURE not in callspec.params or task is None:
         return
-    outcome = error_outcome(callspec.params[MODEL_FIXTURE], task, callspec.params.get("metric", "?"),
-                            f"{excinfo.typename}: {excinfo.value}")
+    state = item.config.stash[STATE]
+    key = state.keys[callspec.params[MODEL_FIXTURE]]
+    outcome = error_outcome(key.model, task, callspec.params.get("metric", "?"), f"{excinfo.typename}: {excinfo.value}",
+                            _against_label(state, key))
     report.user_properties.append((OUTCOME_PROPERTY, outcome.to_json()))
+
+
+def _against_label(state: RunState, key: GateKey) -> str | None:
+    against = state.config.against
+    return against.label if key.compared and against is not None else None

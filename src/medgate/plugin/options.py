@@ -10,16 +10,17 @@ from pathlib import Path
 
 import pytest
 
-from medgate.core.errors import ConfigError
-from medgate.core.io import check_name
+from medgate.core.errors import ConfigError, MissingDataFile
+from medgate.core.io import check_name, file_sha256
 from medgate.core.paths import SOURCE_ROOT, generations_db
-from medgate.core.types import ScoringConfig
-from medgate.judging.baselines import check_baseline
+from medgate.core.types import GenParams, ScoringConfig
+from medgate.judging.baselines import check_baseline, check_baseline_fits
 from medgate.metrics.bertscore import check_encoder, resolve_encoder
-from medgate.models.registry import load_registry
+from medgate.models.registry import Registry, load_registry
 from medgate.models.spec import ModelSpec
 from medgate.pipeline.cache import check_cache_file
 from medgate.pipeline.model_run import RunSettings
+from medgate.pipeline.plan import data_file
 from medgate.tasks import TASKS
 
 
@@ -68,6 +69,12 @@ def add_options(parser: pytest.Parser) -> None:
                          "credentialed patient text; shipped synthetic data is always attached)")
     group.addoption("--reports-dir", dest="medgate_reports_dir", default=None, metavar="DIR",
                     help="where reports go (default: reports/ in the rootdir)")
+    group.addoption("--against", dest="medgate_against", default=None, metavar="REF",
+                    help="compare every selected model item by item with REF (a models.toml name, a path or a hub "
+                         "id; REF@NAME: REF's per-item scores from baseline NAME): non-inferiority verdicts")
+    group.addoption("--require-gate", dest="medgate_require_gate", action="store_true",
+                    help="fail the run when a selected model is gated by nothing (no threshold, baseline or "
+                         "reference for any selected metric); what a CI job should pass")
 
 
 @dataclass(frozen=True)
@@ -81,6 +88,20 @@ class RunConfig:
     save_baseline: str | None
     baseline: str | None
     attach_samples: bool
+    against: Against | None = None
+    require_gate: bool = False
+
+
+@dataclass(frozen=True)
+class Against:
+    """The reference of --against: a model generated in this run, or a model's stored baseline."""
+
+    spec: ModelSpec
+    baseline: str | None = None  # REF@NAME: per-item scores from this baseline, nothing generated
+
+    @property
+    def label(self) -> str:
+        return f"{self.spec.name}@{self.baseline}" if self.baseline else self.spec.name
 
 
 def models_file(config: pytest.Config) -> Path:
@@ -100,16 +121,6 @@ def read_run_config(config: pytest.Config) -> RunConfig:
     """Raises ConfigError (the caller makes it a usage error) on the first problem: everything
     that can be checked before a model or an encoder loads is checked here."""
     registry = load_registry(models_file(config))
-    given = config.getoption("medgate_models")
-    if any(not name.strip() for name in given):
-        raise ConfigError("--model: an empty model name; give a name from models.toml, a path or a hub id")
-    names = given or ([registry.default] if registry.default else [])
-    if not names:
-        raise ConfigError(f"{registry.path}: defines no models and no --model was given")
-    models: dict[str, ModelSpec] = {}
-    for name in names:
-        spec = registry.resolve(name)
-        models.setdefault(spec.name, spec)
     no_cache = config.getoption("medgate_no_cache")
     if config.getoption("medgate_rejudge") and no_cache:
         raise ConfigError("--rejudge reads the generation cache: it cannot be combined with --no-cache")
@@ -119,6 +130,9 @@ def read_run_config(config: pytest.Config) -> RunConfig:
                                 "--reports-dir")
     baselines_opt = config.getoption("medgate_baselines_dir")
     baselines_dir = Path(baselines_opt).expanduser().resolve() if baselines_opt else reports_dir / "baselines"
+    limit = config.getoption("medgate_limit")
+    against = _against(config, registry, baselines_dir, data_dir, limit)
+    models = _models(config, registry, against)
     save_name, compare_name = config.getoption("medgate_save_baseline"), config.getoption("medgate_baseline")
     for name in (save_name, compare_name):
         if name is not None:
@@ -136,14 +150,71 @@ def read_run_config(config: pytest.Config) -> RunConfig:
     if cache_path is not None:
         check_cache_file(cache_path)
     settings = RunSettings(
-        data_dir=data_dir, data_source=source, limit=config.getoption("medgate_limit"), scoring=scoring,
-        cache_path=cache_path, chunk_size=config.getoption("medgate_chunk_size"),
-        rejudge=config.getoption("medgate_rejudge"),
+        data_dir=data_dir, data_source=source, limit=limit, scoring=scoring, cache_path=cache_path,
+        chunk_size=config.getoption("medgate_chunk_size"), rejudge=config.getoption("medgate_rejudge"),
     )
     return RunConfig(
         models=models, settings=settings, reports_dir=reports_dir, baselines_dir=baselines_dir,
         save_baseline=save_name, baseline=compare_name, attach_samples=config.getoption("medgate_attach_samples"),
+        against=against, require_gate=config.getoption("medgate_require_gate"),
     )
+
+
+def _models(config: pytest.Config, registry: Registry, against: Against | None) -> dict[str, ModelSpec]:
+    given = config.getoption("medgate_models")
+    if any(not name.strip() for name in given):
+        raise ConfigError("--model: an empty model name; give a name from models.toml, a path or a hub id")
+    names = given or ([registry.default] if registry.default else [])
+    if not names:
+        raise ConfigError(f"{registry.path}: defines no models and no --model was given")
+    models: dict[str, ModelSpec] = {}
+    for name in names:
+        spec = registry.resolve(name)
+        if against is not None and not spec.registered and against.spec.registered:
+            spec = registry.derive(name, against.spec)  # a checkpoint takes its reference's settings
+        taken = models.get(spec.name)
+        if taken is not None and taken.location != spec.location:
+            raise ConfigError(f"--model {name}: its name {spec.name!r} is also that of {taken.location}; give one of them "
+                              "an entry in models.toml")
+        if against is not None and spec.name == against.spec.name and against.baseline is None:
+            raise ConfigError(f"--against {against.label}: compares model {spec.name} with itself; give another "
+                              f"model, or {spec.name}@BASELINE for its stored scores")
+        models.setdefault(spec.name, spec)
+    return models
+
+
+def _against(config: pytest.Config, registry: Registry, baselines_dir: Path, data_dir: Path,
+             limit: int | None) -> Against | None:
+    given = config.getoption("medgate_against")
+    if given is None:
+        return None
+    if not given.strip():
+        raise ConfigError("--against: an empty reference; give a models.toml name, a path or a hub id")
+    name, baseline = given, None
+    if "@" in given and not Path(given).expanduser().exists():  # a path may hold "@"; a model name cannot
+        name, _, baseline = given.rpartition("@")
+        check_name(baseline, "--against baseline name")
+    try:
+        spec = registry.resolve(name)
+    except ConfigError as exc:
+        raise ConfigError(f"--against {given}: {exc}") from None
+    if baseline is not None:
+        check_baseline(baselines_dir, baseline, [spec.name])
+        check_baseline_fits(baselines_dir, baseline, spec.name, _expected_provenance(data_dir, limit))
+    return Against(spec, baseline)
+
+
+def _expected_provenance(data_dir: Path, limit: int | None) -> dict[str, dict[str, object]]:
+    """What a baseline of this run's data must have recorded, per task whose file is present."""
+    out: dict[str, dict[str, object]] = {}
+    for task in TASKS.values():
+        try:
+            path = data_file(task, data_dir)
+        except MissingDataFile:
+            continue
+        out[task.name] = {"dataset_hash": file_sha256(path), "prompt_version": task.prompt_version,
+                          "decoding": GenParams(max_tokens=task.max_new_tokens).describe(), "limit": limit}
+    return out
 
 
 def _data_dir(config: pytest.Config) -> tuple[Path, str]:

@@ -11,19 +11,54 @@ import pytest
 
 from medgate.core.outcome import Outcome
 from medgate.plugin.options import RunConfig
+from medgate.reporting.allure import write_run_files
+from medgate.reporting.charts import model_chart
+from medgate.reporting.comparisons import write_comparisons
+from medgate.reporting.summary import environment_properties, headline, not_gated, verdict_table, write_summary
+from medgate.reporting.table import store_run, write_models_table
 from medgate.tasks.base import TaskSpec
 
 OUTCOME_PROPERTY = "medgate"  # the user_properties key that carries an Outcome (xdist ships it back)
 
 
+@dataclass(frozen=True)
+class GateKey:
+    """What one parametrisation of the clinical tests gates: a model on its own criteria, or a
+    candidate model against the reference of --against."""
+
+    model: str
+    compared: bool = False  # the candidate-vs-reference tests
+
+    def test_id(self, reference: str | None) -> str:
+        return f"{self.model}-vs-{reference}" if self.compared else self.model
+
+
 @dataclass
 class RunState:
     config: RunConfig
-    selected: dict[str, dict[str, TaskSpec]] = field(default_factory=dict)  # model -> task name -> task
+    selected: dict[GateKey, dict[str, TaskSpec]] = field(default_factory=dict)  # after -k/-m: key -> task name -> task
+    gates: dict[str, Any] = field(default_factory=dict)  # model name -> its ModelGate, once per process
 
-    def selected_tasks(self, model: str, fallback: TaskSpec) -> list[TaskSpec]:
-        """The model's selected tasks (after -k/-m); the asking task when collection saw none."""
-        return list(self.selected.get(model, {fallback.name: fallback}).values())
+    @property
+    def keys(self) -> dict[str, GateKey]:
+        """Test id -> what it gates, in the order of the selected models."""
+        against = self.config.against
+        keys = [GateKey(m) for m in self.config.models]
+        keys += [GateKey(m, compared=True) for m in self.config.models] if against else []
+        return {k.test_id(against.label if against else None): k for k in keys}
+
+    def selected_tasks(self, key: GateKey, fallback: TaskSpec) -> list[TaskSpec]:
+        """The tasks selected for a key (after -k/-m); the asking task when collection saw none."""
+        return list(self.selected.get(key, {fallback.name: fallback}).values())
+
+    def tasks_of_model(self, model: str, fallback: TaskSpec) -> list[TaskSpec]:
+        """Every task a model must generate: its own tests' and its comparisons' (one batched pass)."""
+        tasks: dict[str, TaskSpec] = {}
+        for key, selected in self.selected.items():
+            if key.model == model or (key.compared and self.config.against and
+                                      self.config.against.spec.name == model):
+                tasks.update(selected)
+        return list(tasks.values()) or [fallback]
 
 
 STATE = pytest.StashKey[RunState]()
@@ -49,16 +84,15 @@ class Controller:
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         if session.config.option.collectonly or not (self.outcomes or self.medical_run):
             return
-        if not any(o.value is not None for o in self.outcomes) and session.exitstatus == pytest.ExitCode.OK:
+        ungated = not_gated(self.outcomes) if self.state.config.require_gate else []
+        nothing = not any(o.value is not None for o in self.outcomes)
+        if (nothing or ungated) and session.exitstatus == pytest.ExitCode.OK:
             session.exitstatus = pytest.ExitCode.TESTS_FAILED  # a green run that gated nothing is not a pass
-        from medgate.reporting.allure import write_run_files
-        from medgate.reporting.charts import model_chart
-        from medgate.reporting.summary import environment_properties, write_summary
-        from medgate.reporting.table import store_run, write_models_table
 
         reports = self.state.config.reports_dir
-        write_summary(reports, self.outcomes)
-        for model in sorted({o.model for o in self.outcomes}):
+        write_summary(reports, self.outcomes, self.state.config.require_gate)
+        write_comparisons(reports, self.outcomes)
+        for model in sorted({o.model for o in self.outcomes if o.against is None}):
             model_chart(model, self.outcomes, reports / "charts" / f"{model}.png")
         store_run(reports, self.outcomes)
         write_models_table(reports)
@@ -69,10 +103,8 @@ class Controller:
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if terminalreporter.config.option.collectonly or not (self.outcomes or self.medical_run):
             return
-        from medgate.reporting.summary import headline, verdict_table
-
         terminalreporter.section("medgate verdicts")
-        terminalreporter.write_line(headline(self.outcomes))
+        terminalreporter.write_line(headline(self.outcomes, self.state.config.require_gate))
         for line in verdict_table(self.outcomes):
             terminalreporter.write_line(line)
         terminalreporter.write_line(f"summary: {self.state.config.reports_dir / 'summary.md'}")

@@ -1,13 +1,19 @@
-"""The gates a clinical test uses: one ModelGate per model (its run, and what is done once per
-model: baselines saved, samples attached, the baseline comparison) and a TaskGate per test,
-which computes its task during fixture setup and judges one metric."""
+"""The gates a clinical test uses.
+
+- ModelGate: one model's run and what is done once per model (baselines saved, samples attached,
+  the comparison with a --baseline), shared by every test of the model in this process.
+- PairGate: a candidate model against the reference of --against (a model of this run, or a
+  model's stored baseline): the family of non-inferiority comparisons, Holm-adjusted together.
+- TaskGate: one test's task, computed during fixture setup (so a data or engine failure is an
+  error of the test, not a failure), and the verdict on one metric.
+"""
 
 from __future__ import annotations
 
 import os
 import time
 from dataclasses import replace
-from typing import Any
+from typing import Any, Callable
 
 import pytest
 
@@ -15,13 +21,44 @@ from medgate.core.errors import ConfigError, EngineError, MedgateError
 from medgate.core.outcome import Comparison, Outcome
 from medgate.core.types import TaskResult
 from medgate.core.versions import package_versions
-from medgate.judging.baselines import load_baseline, save_baseline
-from medgate.judging.regression import compare, judge
+from medgate.judging.baselines import baseline_reference, save_baseline
+from medgate.judging.paired import Reference, compare, judge, reference_of
 from medgate.judging.verdict import check, item_errors
 from medgate.pipeline.model_run import ModelRun
-from medgate.plugin.state import OUTCOME_PROPERTY, RunState
-from medgate.reporting.allure import attach_samples, record_test, sample_records, write_perf
+from medgate.plugin.options import Against
+from medgate.plugin.state import OUTCOME_PROPERTY, GateKey, RunState
+from medgate.reporting.allure import attach_json, attach_samples, record_test, sample_records, write_perf
+from medgate.tasks import TASKS
 from medgate.tasks.base import TaskSpec
+
+
+class Family:
+    """The comparisons of a model's selected tasks with one reference, Holm-adjusted together
+    (computed once). A task whose data, engine or reference fails is left out of the correction
+    and its own tests get the error; the other tasks are still compared."""
+
+    def __init__(self, reference: Callable[[TaskSpec], Reference], candidate: Callable[[TaskSpec], TaskResult],
+                 rule: Callable[[str, str], tuple[str, float]]) -> None:
+        self._reference, self._candidate, self._rule = reference, candidate, rule
+        self._judged: dict[tuple[str, str], Comparison] | None = None
+        self._errors: dict[str, MedgateError] = {}
+
+    def comparisons(self, tasks: list[TaskSpec], asking: TaskSpec) -> dict[tuple[str, str], Comparison]:
+        if self._judged is None:
+            raw: list[Comparison] = []
+            for task in tasks:
+                try:
+                    raw += compare(self._reference(task), self._candidate(task), task)
+                except MedgateError as exc:
+                    self._errors[task.name] = exc
+            self._judged = {(c.task, c.metric): c for c in judge(raw, self._rule)}
+        if asking.name in self._errors:
+            raise self._errors[asking.name]
+        return self._judged
+
+
+def _rule(spec_rule: str, margin: Callable[[str, str], float]) -> Callable[[str, str], tuple[str, float]]:
+    return lambda task, metric: (spec_rule, margin(task, metric))
 
 
 class ModelGate:
@@ -32,80 +69,121 @@ class ModelGate:
         self.state = state
         self.saved: set[str] = set()  # tasks whose baseline this run saved
         self.attached: set[str] = set()  # tasks whose samples are attached
-        self._comparisons: dict[tuple[str, str], Comparison] | None = None
-        self._comparison_errors: dict[str, MedgateError] = {}
+        self._baseline: Family | None = None
 
-    def comparisons(self, tasks: list[TaskSpec], asking: TaskSpec) -> dict[tuple[str, str], Comparison]:
-        """Every selected task of this model against the baseline, Holm-adjusted together.
-
-        A task whose data, engine or baseline fails is left out of the correction and its own
-        tests get the error; the other tasks are still compared."""
-        config = self.state.config
+    def baseline_comparisons(self, tasks: list[TaskSpec], asking: TaskSpec) -> dict[tuple[str, str], Comparison]:
+        """Every selected task of this model against --baseline, by the model's regression rule."""
+        config, spec = self.state.config, self.run.spec
         assert config.baseline is not None
-        if self._comparisons is None:
-            raw: list[Comparison] = []
-            for task in tasks:
-                try:
-                    stored = load_baseline(config.baselines_dir, config.baseline, self.run.spec.name, task.name)
-                    raw += compare(stored, self.run.result(task), task)
-                except MedgateError as exc:
-                    self._comparison_errors[task.name] = exc
-            self._comparisons = {(c.task, c.metric): c for c in judge(raw, self.run.spec.tolerance_for)}
-        if asking.name in self._comparison_errors:
-            raise self._comparison_errors[asking.name]
-        return self._comparisons
+        if self._baseline is None:
+            name = config.baseline
+            tolerance_or_margin = spec.tolerance_for if spec.regression == "significant_drop" else _margin(spec)
+            self._baseline = Family(
+                lambda task: baseline_reference(config.baselines_dir, name, spec.name, task.name, f"baseline '{name}'"),
+                self.run.result, _rule(spec.regression, tolerance_or_margin))
+        return self._baseline.comparisons(tasks, asking)
 
     def close(self) -> None:
         self.run.close()
 
 
-class TaskGate:
-    """A task's result for one model, computed during fixture setup (so a data or engine failure
-    shows as an error of the test, not a failure), and the gate on each metric."""
+def _margin(spec: Any) -> Callable[[str, str], float]:
+    return lambda task, metric: spec.margin_for(task, metric, TASKS[task].metrics[metric].default_margin())
 
-    def __init__(self, request: pytest.FixtureRequest, model: ModelGate, task: TaskSpec) -> None:
+
+class PairGate:
+    """A candidate against --against's reference: non-inferiority on every selected task and metric."""
+
+    def __init__(self, candidate: ModelGate, against: Against, reference: ModelGate | None, state: RunState) -> None:
+        self.candidate = candidate
+        self.against = against
+        self.reference = reference  # None: the reference's scores come from its baseline
+        self.state = state
+        self.label = f"model {against.label}"
+        self._family = Family(self._reference_of, candidate.run.result,
+                              _rule("non_inferiority", _margin(candidate.run.spec)))
+
+    def _reference_of(self, task: TaskSpec) -> Reference:
+        if self.reference is None:
+            assert self.against.baseline is not None
+            return baseline_reference(self.state.config.baselines_dir, self.against.baseline, self.against.spec.name,
+                                      task.name, self.label)
+        return reference_of(self.reference.run.result(task), self.label)
+
+    def comparisons(self, tasks: list[TaskSpec], asking: TaskSpec) -> dict[tuple[str, str], Comparison]:
+        return self._family.comparisons(tasks, asking)
+
+
+class TaskGate:
+    """A task's result for one gate, computed during fixture setup, and the verdict on each metric."""
+
+    def __init__(self, request: pytest.FixtureRequest, gate: ModelGate | PairGate, key: GateKey, task: TaskSpec) -> None:
         self.request = request
-        self.model = model
         self.task = task
-        state = model.state
-        run = model.run
-        tasks = state.selected_tasks(run.spec.name, task)
-        # One batched generation for every selected task of this model, before any is scored.
-        run.prefetch(tasks)
+        self.pair = gate if isinstance(gate, PairGate) else None
+        self.model = gate.candidate if isinstance(gate, PairGate) else gate
+        state, run = self.model.state, self.model.run
+        # One batched generation for every task this model needs, before any is scored.
+        run.prefetch(state.tasks_of_model(run.spec.name, task))
         self.result: TaskResult = run.result(task)
         problem = item_errors(self.result)
         if problem:  # an error of the tests (pytest, Allure and the summary all say "error")
             raise EngineError(f"{run.spec.name} {task.name}: {problem}")
-        if state.config.save_baseline and task.name not in model.saved:
-            save_baseline(state.config.baselines_dir, state.config.save_baseline, self.result, package_versions())
-            model.saved.add(task.name)
+        tasks = state.selected_tasks(key, task)
         self.comparisons: dict[tuple[str, str], Comparison] = {}
-        if state.config.baseline:  # in setup, so a baseline that does not fit is an error of the test
-            self.comparisons = model.comparisons(tasks, task)
+        if self.pair is not None:
+            if self.pair.reference is not None:
+                ref = self.pair.reference.run
+                ref.prefetch(state.tasks_of_model(ref.spec.name, task))
+            self.comparisons = self.pair.comparisons(tasks, task)
+            return
+        config = state.config
+        if config.save_baseline and task.name not in self.model.saved:
+            save_baseline(config.baselines_dir, config.save_baseline, self.result, package_versions())
+            self.model.saved.add(task.name)
+        if config.baseline:  # in setup, so a baseline that does not fit is an error of the test
+            self.comparisons = self.model.baseline_comparisons(tasks, task)
 
     def gate(self, metric: str) -> Outcome:
         if metric not in self.task.metrics:
             raise ConfigError(f"{self.task.name} has no metric {metric!r} (known: {', '.join(self.task.metrics)})")
         self._attach_samples()
+        outcome = self._verdict(metric)
+        self._record(outcome)
+        if outcome.comparison is not None:
+            self._attach_flips(outcome.comparison)
+        if outcome.status == "known_gap":
+            pytest.xfail(outcome.message)
+        if outcome.status == "fail":
+            pytest.fail(outcome.message, pytrace=False)
+        if outcome.status in ("no_threshold", "not_computed"):
+            pytest.skip(outcome.message)
+        return outcome
+
+    def _verdict(self, metric: str) -> Outcome:
         spec = self.model.run.spec
+        comparison = self.comparisons.get((self.task.name, metric))
+        if self.pair is not None:
+            outcome = check(self.result, self.task.metrics[metric], None, comparison=comparison,
+                            against=self.pair.against.label)
+            if comparison is None and outcome.status != "not_computed":
+                return replace(outcome, status="not_computed", message=f"{spec.name} {self.task.name} {metric}: not "
+                               f"computed: {self.pair.label} has no score for this metric to compare with")
+            if comparison is not None and comparison.verdict == "inconclusive" and spec.inconclusive == "xfail":
+                outcome = replace(outcome, status="known_gap",
+                                  message=f"{outcome.message} [inconclusive allowed (models.toml): xfail]")
+            return outcome
         outcome = check(self.result, self.task.metrics[metric], spec.threshold(self.task.name, metric),
-                        gate_on=spec.gate_on, comparison=self.comparisons.get((self.task.name, metric)))
+                        gate_on=spec.gate_on, comparison=comparison)
         # A known gap covers a verdict below the bar, never an error (those are raised in setup):
         # models.toml's expected_failures turns that failure into an xfail, and a pass into a
         # failure, so that a gap that closed is noticed (strict, like xfail_strict).
         gap = spec.expected_failures.get(self.task.name)
         if gap and outcome.status == "fail":
-            outcome = replace(outcome, status="known_gap", message=f"{outcome.message} [known gap (models.toml): {gap}]")
-        elif gap and outcome.status == "pass":
-            outcome = replace(outcome, status="fail", message=f"{outcome.message}; but models.toml expects this task "
-                              f"to fail ({gap}): the gap closed, remove expected_failures.{self.task.name}")
-        self._record(outcome)
-        if outcome.status == "known_gap":
-            pytest.xfail(f"known gap (models.toml): {gap}")
-        if outcome.status == "fail":
-            pytest.fail(outcome.message, pytrace=False)
-        if outcome.status in ("no_threshold", "not_computed"):
-            pytest.skip(outcome.message)
+            return replace(outcome, status="known_gap", message=f"{outcome.message} [known gap (models.toml): {gap}]")
+        if gap and outcome.status == "pass":
+            return replace(outcome, status="fail", message=f"{outcome.message}; but models.toml expects this task "
+                           f"to fail ({gap}): the gap closed, remove expected_failures.{self.task.name}")
         return outcome
 
     def _attach_samples(self) -> None:
@@ -117,6 +195,23 @@ class TaskGate:
         if model.run.settings.data_source == "synthetic" or model.state.config.attach_samples:
             attach_samples(task.name, sample_records(self.result, model.run.plan(task).chats))
         model.attached.add(task.name)
+
+    def _attach_flips(self, comparison: Comparison) -> None:
+        """The outputs of the items that flipped, candidate beside reference: only for synthetic
+        data or with --attach-samples (user data may hold patient text); reports carry the ids."""
+        model = self.model
+        if not (model.run.settings.data_source == "synthetic" or model.state.config.attach_samples):
+            return
+        ids = set(comparison.flips_worse) | set(comparison.flips_better)
+        if not ids:
+            return
+        mine = {i.id: i.output for i in self.result.items}
+        theirs: dict[str, str] = {}
+        if self.pair is not None and self.pair.reference is not None:
+            theirs = {i.id: i.output for i in self.pair.reference.run.result(self.task).items}
+        flips = [{"id": i, "direction": "worse" if i in comparison.flips_worse else "better",
+                  "candidate_output": mine.get(i), "reference_output": theirs.get(i)} for i in sorted(ids)]
+        attach_json(f"{self.task.name}-{comparison.metric}-flips.json", flips)
 
     def _record(self, outcome: Outcome) -> None:
         """Put the verdict on the test report (for the controller's summary) and in Allure."""
@@ -132,18 +227,18 @@ class TaskGate:
         })
 
 
-def error_outcome(model: str, task: TaskSpec, metric: Any, message: str) -> Outcome:
+def error_outcome(model: str, task: TaskSpec, metric: Any, message: str, against: str | None = None) -> Outcome:
     """The record of a test that errored before its verdict (data, engine, baseline)."""
-    return _unscored(model, task, metric, "error", message)
+    return _unscored(model, task, metric, "error", message, against)
 
 
-def skipped_outcome(model: str, task: TaskSpec, metric: Any, message: str) -> Outcome:
+def skipped_outcome(model: str, task: TaskSpec, metric: Any, message: str, against: str | None = None) -> Outcome:
     """The record of a test whose task has no data file in the data folder (the documented skip)."""
-    return _unscored(model, task, metric, "skipped", message)
+    return _unscored(model, task, metric, "skipped", message, against)
 
 
-def _unscored(model: str, task: TaskSpec, metric: Any, status: Any, message: str) -> Outcome:
+def _unscored(model: str, task: TaskSpec, metric: Any, status: Any, message: str, against: str | None) -> Outcome:
     metric_name = str(metric)
     spec = task.metrics.get(metric_name)
     return Outcome(model=model, task=task.name, metric=metric_name, status=status, message=message,
-                   higher_is_better=spec.higher_is_better if spec else True)
+                   higher_is_better=spec.higher_is_better if spec else True, against=against)

@@ -25,13 +25,17 @@ def record_test(outcome: Outcome, result: TaskResult, run_specific: Mapping[str,
     if allure is None:
         return
     model, task, metric = outcome.model, outcome.task, outcome.metric
-    allure.dynamic.parent_suite("medgate")
+    allure.dynamic.parent_suite("medgate" if outcome.against is None else "medgate comparisons")
     allure.dynamic.suite(task)
-    allure.dynamic.sub_suite(model)
+    allure.dynamic.sub_suite(model if outcome.against is None else f"{model} vs {outcome.against}")
     allure.dynamic.label("model", model)
     allure.dynamic.label("task", task)
     allure.dynamic.label("metric", metric)
     allure.dynamic.tag(f"model:{model}", f"task:{task}", f"metric:{metric}")
+    if outcome.against is not None:
+        allure.dynamic.label("candidate", model)
+        allure.dynamic.label("reference", outcome.against)
+        allure.dynamic.tag(f"reference:{outcome.against}")
     # Values change between runs: excluded so the test keeps its history id and its trend.
     comparison = outcome.comparison
     shown = {
@@ -39,7 +43,10 @@ def record_test(outcome: Outcome, result: TaskResult, run_specific: Mapping[str,
         "interval (95%)": None if outcome.low is None else f"{outcome.low:.4f} to {outcome.high:.4f}",
         "threshold": outcome.threshold,
         "gate on": outcome.gate_on,
-        "baseline drop": comparison.drop if comparison else None,
+        "baseline drop": comparison.drop if comparison and comparison.rule == "significant_drop" else None,
+        "difference (95% CI)": None if comparison is None else "{:+.4f} [{:+.4f}, {:+.4f}]".format(*comparison.difference),
+        "margin": comparison.margin if comparison else None,
+        "comparison verdict": comparison.verdict if comparison else None,
         "p-value (Holm)": comparison.p_adjusted if comparison else None,
         "status": outcome.status,
     }
@@ -60,9 +67,14 @@ def metric_key(model: str, task: str, metric: str) -> str:
 
 
 def write_perf(results_dir: str, outcome: Outcome, *, start_ms: int, stop_ms: int) -> None:
-    """One Allure 3 performance metric (`<uuid>-perf.json`), so the report trends it across runs."""
-    model, task, metric = outcome.model, outcome.task, outcome.metric
-    record = [{"id": f"{model}/{task}/{metric}", "key": metric_key(model, task, metric), "value": outcome.value,
+    """One Allure 3 performance metric (`<uuid>-perf.json`), so the report trends it across runs:
+    a metric's value, or for a comparison the difference candidate - reference."""
+    model, task, metric, value = outcome.model, outcome.task, outcome.metric, outcome.value
+    if outcome.against is not None:
+        if outcome.comparison is None:
+            return
+        model, metric, value = f"{model}-vs-{outcome.against}", f"{metric}.difference", outcome.comparison.difference[0]
+    record = [{"id": f"{model}/{task}/{metric}", "key": metric_key(model, task, metric), "value": value,
                "start": start_ms, "stop": stop_ms, "group": model,
                "better": "higher" if outcome.higher_is_better else "lower"}]
     # atomic: Allure never reads a half-written file from another worker
@@ -77,10 +89,13 @@ def sample_records(result: TaskResult, chats: Sequence[Chat]) -> list[dict[str, 
 
 def attach_samples(task: str, samples: list[dict[str, Any]]) -> None:
     """Per-item prompts and outputs (shipped synthetic data, or user data with --attach-samples)."""
+    attach_json(f"{task}-samples.json", samples)
+
+
+def attach_json(name: str, body: Any) -> None:
     if allure is None:
         return
-    allure.attach(json.dumps(samples, indent=1, default=str), name=f"{task}-samples.json",
-                  attachment_type=allure.attachment_type.JSON)
+    allure.attach(json.dumps(body, indent=1, default=str), name=name, attachment_type=allure.attachment_type.JSON)
 
 
 # Allure 2 category rules; the messages come from medgate's verdicts and errors.

@@ -15,7 +15,7 @@ def model_chart(model: str, outcomes: Sequence[Outcome], path: Path) -> Path | N
     matplotlib.use("Agg")  # no screen on CI machines
     import matplotlib.pyplot as plt
 
-    rows = [o for o in outcomes if o.model == model and o.value is not None]
+    rows = [o for o in outcomes if o.model == model and o.value is not None and o.against is None]
     if not rows:
         return None
     rows.sort(key=lambda o: (o.task, o.metric))
@@ -31,7 +31,7 @@ def model_chart(model: str, outcomes: Sequence[Outcome], path: Path) -> Path | N
         if o.threshold is not None:
             ax.plot(o.threshold, y, "|", color="black", markersize=14, markeredgewidth=2)
         if o.comparison is not None:
-            ax.plot(o.comparison.baseline, y, "x", color="tab:blue", markersize=8)
+            ax.plot(o.comparison.reference_value, y, "x", color="tab:blue", markersize=8)
     ax.set_yticks(list(ys), labels, fontsize=7)
     ax.invert_yaxis()
     ax.set_xlabel("value (dot), 95% CI (bar), threshold (|), baseline (x); green pass, red fail, orange known gap")

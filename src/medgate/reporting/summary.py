@@ -11,6 +11,7 @@ from typing import Any, Iterable, Sequence
 from medgate.core.io import atomic_write
 from medgate.core.outcome import Outcome
 from medgate.core.versions import package_versions
+from medgate.reporting.comparisons import summary_lines
 
 _SYMBOL = {"pass": "PASS", "fail": "FAIL", "no_threshold": "no threshold", "not_computed": "not computed",
            "error": "ERROR", "known_gap": "XFAIL (known gap)", "skipped": "SKIPPED (no data file)"}
@@ -22,24 +23,43 @@ def _fmt(value: Any) -> str:
 
 def verdict_rows(outcomes: Iterable[Outcome]) -> list[list[str]]:
     rows = []
-    for o in sorted(outcomes, key=lambda o: (o.model, o.task, o.metric)):
+    for o in sorted(outcomes, key=lambda o: (o.model, o.against or "", o.task, o.metric)):
         bound = "-"
         if o.threshold is not None:
             bound = (">= " if o.higher_is_better else "<= ") + _fmt(o.threshold)
         interval = "-" if o.low is None else f"{o.low:.4f}-{o.high:.4f}"
         c = o.comparison
-        drop = "-" if c is None else f"{c.drop:+.4f} (p={c.p_adjusted:.3g})"
-        rows.append([o.model, o.task, o.metric, _fmt(o.value), interval, bound, drop, _SYMBOL[o.status]])
+        if c is None:
+            compared = "-"
+        elif c.rule == "significant_drop":
+            compared = f"drop {c.drop:+.4f} (p={c.p_adjusted:.3g})"
+        else:
+            compared = f"{c.difference[0]:+.4f} vs {c.reference}: {c.verdict}"
+        model = o.model if o.against is None else f"{o.model} vs {o.against}"
+        rows.append([model, o.task, o.metric, _fmt(o.value), interval, bound, compared, _SYMBOL[o.status]])
     return rows
 
 
-_HEADER = ["model", "task", "metric", "value", "95% CI", "threshold", "drop vs baseline", "verdict"]
+_HEADER = ["model", "task", "metric", "value", "95% CI", "threshold", "comparison", "verdict"]
+
+
+def not_gated(outcomes: Sequence[Outcome]) -> list[str]:
+    """Models that no threshold, baseline or reference gated on any selected metric: a green
+    run of them says nothing."""
+    models = sorted({o.model for o in outcomes})
+    gated = {o.model for o in outcomes if o.threshold is not None or o.comparison is not None or o.against}
+    return [m for m in models if m not in gated]
 
 
 def verdict_table(outcomes: Sequence[Outcome]) -> list[str]:
     rows = [_HEADER, *verdict_rows(outcomes)]
     widths = [max(len(r[i]) for r in rows) for i in range(len(_HEADER))]
-    return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+    return [*_not_gated_lines(outcomes), *("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows)]
+
+
+def _not_gated_lines(outcomes: Sequence[Outcome]) -> list[str]:
+    return [f"NOT GATED: {m} (no threshold, baseline or reference for any selected metric; --require-gate fails this)"
+            for m in not_gated(outcomes)]
 
 
 def environment_properties(outcomes: Sequence[Outcome]) -> dict[str, str]:
@@ -73,22 +93,27 @@ def scoring_notes(outcomes: Sequence[Outcome]) -> dict[str, str]:
     return notes
 
 
-def headline(outcomes: Sequence[Outcome]) -> str:
+def headline(outcomes: Sequence[Outcome], require_gate: bool = False) -> str:
     """The verdict of the run in one line: FAILED, NOTHING SCORED (no evidence: never a pass) or PASSED."""
     failed = sum(o.status in ("fail", "error") for o in outcomes)
     if failed:
         return f"medgate: FAILED ({failed} of {len(outcomes)} tests failed or errored)"
     if not any(o.value is not None for o in outcomes):
         return "medgate: NOTHING SCORED (no test produced a value: this run is not a pass)"
+    if require_gate and not_gated(outcomes):
+        return f"medgate: FAILED (--require-gate: {', '.join(not_gated(outcomes))} gated by nothing)"
     return "medgate: PASSED"
 
 
-def write_summary(reports_dir: Path, outcomes: Sequence[Outcome]) -> Path:
+def write_summary(reports_dir: Path, outcomes: Sequence[Outcome], require_gate: bool = False) -> Path:
     """reports/summary.md (read in ten seconds) and summary.json (for tools)."""
     rows = verdict_rows(outcomes)
     failed = [o for o in outcomes if o.status in ("fail", "error")]
     gaps = [o for o in outcomes if o.status == "known_gap"]
-    lines = [f"# {headline(outcomes)}", ""]
+    lines = [f"# {headline(outcomes, require_gate)}", ""]
+    gate_lines = _not_gated_lines(outcomes)
+    if gate_lines:
+        lines += [*gate_lines, ""]
     lines += [f"- {o.message}" for o in failed]
     if gaps:
         lines += ["", f"Known gaps (xfail in models.toml): {len(gaps)}"] + [f"- {o.message}" for o in gaps]
@@ -99,6 +124,7 @@ def write_summary(reports_dir: Path, outcomes: Sequence[Outcome]) -> Path:
         lines.append("")
     lines += ["| " + " | ".join(_HEADER) + " |", "|" + "---|" * len(_HEADER)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
+    lines += summary_lines(outcomes)
     env = environment_properties(outcomes)
     lines += ["", "## Provenance", ""] + [f"- {k}: {v}" for k, v in sorted(env.items())]
     notes = scoring_notes(outcomes)

@@ -37,7 +37,7 @@ def latest_values(reports_dir: Path) -> dict[tuple[str, str, str], Outcome]:
     runs = [json.loads(path.read_text(encoding="utf-8")) for path in (reports_dir / "runs").glob("*.json")]
     for run in sorted(runs, key=lambda r: r.get("finished_ns", 0)):  # file names may tie within a second
         for o in map(Outcome.from_dict, run["outcomes"]):
-            if o.value is not None:
+            if o.value is not None and o.against is None:  # a comparison repeats its candidate's value
                 latest[(o.model, o.task, o.metric)] = o
     return latest
 

@@ -4,12 +4,15 @@ It answers every chat with the model's ``fake_reply``. When ``MEDGATE_FAKE_LOAD_
 file, each load appends a line "<model> <pid> <worker>" so tests can count engine loads across
 workers; ``MEDGATE_FAKE_DELAY`` (seconds per chat) makes it slow enough to be killed mid-run;
 ``MEDGATE_FAKE_DIE_AFTER`` ("<model>:<count>") makes that model's engine die after that many answers.
+``fake_rules`` (models.toml) gives per-item answers: the first [text, reply] whose text is in the
+item's message.
 Words count as tokens: a prompt of at least ``max_model_len`` words is refused, as vLLM refuses
 a prompt longer than the context.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from typing import Sequence
@@ -25,7 +28,9 @@ class FakeEngine:
 
     def __init__(self, spec: ModelSpec, location: str = "") -> None:
         self.spec = spec
-        self.reply = BACKEND.settings(spec)["fake_reply"]
+        settings = BACKEND.settings(spec)
+        self.reply = settings["fake_reply"]
+        self.rules = [tuple(rule) for rule in settings["fake_rules"]]
         log = os.environ.get("MEDGATE_FAKE_LOAD_LOG")
         if log:
             with open(log, "a", encoding="utf-8") as handle:
@@ -50,13 +55,19 @@ class FakeEngine:
                 out.append(Completion(text="", prompt_tokens=prompt_tokens, error=f"prompt of {prompt_tokens} tokens "
                                       f"does not fit the context of {self.spec.max_model_len} tokens"))
                 continue
-            text = self.reply
+            text = self._reply(chat)
             out.append(Completion(text=text, prompt_tokens=prompt_tokens, completion_tokens=len(text.split()), finish_reason="stop"))
             if bar is not None:
                 bar.update(1)
         if bar is not None:
             bar.close()
         return out
+
+    def _reply(self, chat: Chat) -> str:
+        """The reply of the first rule whose text is in the item's message, else ``fake_reply``:
+        per-item canned answers for planted better, worse or equal models."""
+        last = chat[-1]["content"]
+        return next((reply for text, reply in self.rules if text in last), self.reply)
 
     def describe(self) -> dict[str, str]:
         return {"engine": "fake", "engine_version": "0", "device": "none"}
@@ -74,12 +85,23 @@ def whitespace_context(context_len: int) -> PromptContext:
     return PromptContext(count_tokens=lambda t: len(t.split()), truncate=truncate, context_len=context_len)
 
 
+def _engine_id(settings: dict[str, object]) -> str:
+    """The answers decide the cache key: the reply, and the rules when there are any."""
+    if settings["fake_rules"]:
+        return "fake:" + json.dumps([settings["fake_reply"], settings["fake_rules"]])
+    return f"fake:{settings['fake_reply']}"
+
+
 BACKEND = Backend(
     name="fake",
     label="fake",
-    options={"fake_reply": Option((str,), lambda v: True, "a string", "")},
+    options={
+        "fake_reply": Option((str,), lambda v: True, "a string", ""),
+        "fake_rules": Option((list,), lambda v: all(isinstance(r, list) and len(r) == 2 and all(isinstance(x, str) for x in r)
+                                                    for r in v), "a list of [text, reply] pairs", []),
+    },
     create=FakeEngine,
     version=lambda: "0",
-    engine_id=lambda spec: f"fake:{BACKEND.settings(spec)['fake_reply']}",
+    engine_id=lambda spec: _engine_id(BACKEND.settings(spec)),
     prompt_context=lambda spec, location: whitespace_context(spec.max_model_len),
 )
