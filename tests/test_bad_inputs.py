@@ -551,7 +551,7 @@ PROBSUM_CASES = [
     Case("problem-summary-error-in-a-multi-line-record", "problem_summary", csv_edit(multi_line_record), D,
          ("<file>, line 4 (synth-note-003), field 'Summary': 'NaN', a missing value written as text",)),
     Case("problem-summary-row-shifted-by-a-comma", "problem_summary", csv_edit(shift_a_row), D,
-         ("<file>, line 5: 6 cells where the header has 5 (an unquoted comma or a missing cell?)",)),
+         ("<file>, line 5: 6 cells where the header has 5 (an unquoted comma, an unclosed quote or a missing cell?)",)),
     Case("problem-summary-row-missing-a-cell", "problem_summary", csv_edit(lambda rows: rows[6].pop(2)), D,
          ("<file>, line 7: 4 cells where the header has 5",)),
     Case("problem-summary-only-the-header", "problem_summary", put(PROBSUM, lambda: text(PROBSUM).splitlines()[0] + "\n"), D,
@@ -576,7 +576,7 @@ PROBSUM_CASES = [
          put(PROBSUM, lambda: "File ID;Subjectives;Objectives;Assessment;Summary\n"
                               "n1;Cough 3 days.;T 38.2;Pneumonia.;pneumonia\n"
                               "n2;Dyspnea.;SpO2 88%;COPD.;COPD exacerbation\n"), D,
-         ("<file>", "missing column(s)", "';'")),  # a hint that the export is separated by ';'
+         ("<file>, line 1: one column named", "the file is separated by ';', not by commas")),
     Case("problem-summary-value-under-an-unnamed-column", "problem_summary", csv_edit(unnamed_column), D,
          ("<file>, line 6", "'see attached'")),
     Case("problem-summary-xlsx-under-the-csv-name", "problem_summary", put(PROBSUM, lambda: raw(MEQSUM)), D,
@@ -745,7 +745,7 @@ CLI_CASES = [
          ("--bertscore-layers 9: the BERTScore encoder all-MiniLM-L6-v2", "has 6 layers (1 to 6)"),
          args=("--bertscore-layers", "9")),
     Case("cli-bertscore-encoder-missing-folder", "mednli", pristine(MEDNLI), U,
-         ("BERTScore encoder '<tmp>/encoders/scibert': not a local folder",),
+         ("BERTScore encoder '<tmp>/encoders/scibert': no such folder, and not a hub id",),
          args=("--bertscore-encoder", "<tmp>/encoders/scibert")),
     Case("cli-bertscore-encoder-missing-folder-with-layers", "mednli", offline(MEDNLI), U,
          ("BERTScore encoder", "<tmp>/encoders/scibert"),

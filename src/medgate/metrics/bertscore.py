@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import json
+import re
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -20,6 +21,7 @@ from medgate.core.fingerprint import folder_fingerprint
 from medgate.core.types import ScoreStore
 
 PAPER_ENCODER = "allenai/scibert_scivocab_uncased"
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")  # org/name
 PAPER_LAYERS = 8
 DEFAULT_ENCODER = "minilm"  # the packaged MiniLM; any other value is a local path or hub id
 BERTSCORE_METRICS = ("bertscore_p", "bertscore_r", "bertscore_f1")
@@ -58,6 +60,8 @@ def resolve_encoder(name: str = DEFAULT_ENCODER, num_layers: int | None = None) 
     folder = Path(name).expanduser()
     if folder.is_dir():
         return Encoder(str(folder.resolve()), num_layers or _layer_count(folder), str(folder))
+    if not _HUB_ID.match(name):  # a path (absolute, relative, ~) that is not there, or no hub id at all
+        raise ConfigError(f"BERTScore encoder {name!r}: no such folder, and not a hub id (org/name)")
     if num_layers is None:
         raise ConfigError(f"BERTScore encoder {name!r}: not a local folder; give its layer with --bertscore-layers")
     return Encoder(name, num_layers, name)

@@ -61,7 +61,7 @@ class ModelRun:
     def location(self) -> str:
         """Where the model's files are (the embedded model is converted on first use)."""
         if self._failure is not None:
-            raise self._failure
+            raise self._failure.with_traceback(None)
         if self._location is None:
             try:
                 location = resolve_location(self.spec)
@@ -80,7 +80,7 @@ class ModelRun:
 
     def _open_engine(self) -> Engine:
         if self._failure is not None:
-            raise self._failure
+            raise self._failure.with_traceback(None)
         if self._engine is None:
             try:
                 self._engine = make_engine(self.spec, self.location)
@@ -145,7 +145,7 @@ class ModelRun:
     def result(self, task: TaskSpec) -> TaskResult:
         cached = self._results.get(task.name)
         if isinstance(cached, MedgateError):
-            raise cached
+            raise cached.with_traceback(None)  # remembered: raised afresh, without every earlier raise's frames
         if cached is not None:
             return cached
         try:

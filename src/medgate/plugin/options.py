@@ -221,8 +221,10 @@ def _data_dir(config: pytest.Config) -> tuple[Path, str]:
     """The data folder and whether it is the shipped synthetic data. A given folder that holds
     none of the tasks' files is a usage error (a typo in a CI job's path must not pass green)."""
     given = config.getoption("medgate_data_dir")
-    if not given:
+    if given is None:
         return fixtures_dir(config), "synthetic"
+    if not given.strip():  # e.g. --data-dir="$DATA" with DATA unset: never fall back to the shipped data
+        raise ConfigError("--data-dir: an empty path; give the folder of the dataset files")
     data_dir = Path(given).expanduser().resolve()
     if not data_dir.is_dir():
         raise ConfigError(f"--data-dir {data_dir}: not a directory")

@@ -53,7 +53,7 @@ class Family:
                     self._errors[task.name] = exc
             self._judged = {(c.task, c.metric): c for c in judge(raw, self._rule)}
         if asking.name in self._errors:
-            raise self._errors[asking.name]
+            raise self._errors[asking.name].with_traceback(None)
         return self._judged
 
 

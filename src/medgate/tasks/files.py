@@ -137,14 +137,14 @@ def read_text(path: Path) -> str:
     return "".join(line for _, line in text_lines(path))
 
 
-def _unique_keys(path: Path) -> Any:
+def _unique_keys(path: Path, item: str | None = None) -> Any:
     """json's object_pairs_hook: a key twice in one object is refused (the last would win silently)."""
 
     def hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for key, value in pairs:
             if key in out:
-                raise DataError(path, f"the key {key!r} occurs twice in one JSON object (two files merged?)")
+                raise DataError(path, f"the key {key!r} occurs twice in one JSON object (two files merged?)", item=item)
             out[key] = value
         return out
 
@@ -154,12 +154,11 @@ def _unique_keys(path: Path) -> Any:
 def read_jsonl(path: Path) -> list[tuple[int, dict[str, Any]]]:
     """Rows of a JSON-lines file with their 1-based line numbers; blank lines are skipped."""
     rows = []
-    hook = _unique_keys(path)
     for number, line in text_lines(path):
         if not line.strip():
             continue
         try:
-            row = json.loads(line, object_pairs_hook=hook)
+            row = json.loads(line, object_pairs_hook=_unique_keys(path, f"line {number}"))
         except json.JSONDecodeError as exc:
             raise DataError(path, f"not valid JSON ({exc.msg} at column {exc.colno})", item=f"line {number}") from None
         if not isinstance(row, dict):
@@ -189,8 +188,9 @@ def read_json_list(path: Path) -> list[tuple[int, dict[str, Any]]]:
 
 
 def read_table(path: Path, *, sheet: str | None = None) -> list[tuple[int, dict[str, Any]]]:
-    """Rows of a CSV file or an xlsx sheet as dicts keyed by the header row, with their 1-based
-    line (row) numbers as a spreadsheet shows them. Blank rows are skipped."""
+    """Rows of a CSV file or an xlsx sheet as dicts keyed by the header row, with the 1-based
+    line (row) numbers where they start, as an editor or a spreadsheet shows them. Blank rows
+    are skipped."""
     if path.suffix.lower() == ".xlsx":
         return _read_xlsx(path, sheet)
     csv.field_size_limit(MAX_LINE_CHARS)
@@ -204,25 +204,45 @@ def read_table(path: Path, *, sheet: str | None = None) -> list[tuple[int, dict[
         raise DataError(path, f"not valid CSV ({exc})", item="line 1") from None
     names = _header(path, header)
     rows = []
+    start = reader.line_num + 1  # a quoted cell may span lines: a record is named by its first line
     try:
         for cells in reader:
+            first, start = start, reader.line_num + 1
+            item = f"line {first}"
             if not any(cell.strip() for cell in cells):
                 continue
-            item = f"line {reader.line_num}"
-            if [c.strip() for c in cells] == names:
+            if _is_header(cells, names):
                 raise DataError(path, "the header row again inside the data (two files concatenated?)", item=item)
             if len(cells) != len(names):
-                raise DataError(path, f"{len(cells)} cells where the header has {len(names)} (an unquoted comma or "
-                                      "a missing cell?)", item=item)
-            rows.append((reader.line_num, dict(zip(names, cells))))
+                raise DataError(path, f"{len(cells)} cells where the header has {len(names)} (an unquoted comma, an "
+                                      "unclosed quote or a missing cell?)", item=item)
+            _check_unnamed(path, names, cells, item)
+            rows.append((first, dict(zip(names, cells))))
     except csv.Error as exc:
-        raise DataError(path, f"not valid CSV ({exc})", item=f"line {reader.line_num}") from None
+        raise DataError(path, f"not valid CSV ({exc})", item=f"line {start}") from None
     return rows
+
+
+def _is_header(cells: Sequence[Any], names: list[str]) -> bool:
+    """The header again (a byte order mark in front of it: two exported files joined with cat)."""
+    return [("" if c is None else str(c)).strip().lstrip("\ufeff") for c in cells][: len(names)] == names
+
+
+def _check_unnamed(path: Path, names: list[str], cells: Sequence[Any], item: str) -> None:
+    """A value under a column without a name would be dropped silently: refuse it."""
+    for position, (name, cell) in enumerate(zip(names, cells), start=1):
+        if not name and cell is not None and str(cell).strip():
+            raise DataError(path, f"a value ({str(cell).strip()[:40]!r}) in column {position}, which has no name in the "
+                                  "header row", item=item)
 
 
 def _header(path: Path, cells: Sequence[Any], *, row: str = "line 1") -> list[str]:
     """Column names: none may be used twice (which one would be read?)."""
-    names = [str(c).strip() if c is not None else "" for c in cells]
+    names = [str(c).strip().lstrip("\ufeff") if c is not None else "" for c in cells]
+    if len(names) == 1 and any(sep in names[0] for sep in (";", "\t", "|")):
+        sep = next(s for s in (";", "\t", "|") if s in names[0])
+        raise DataError(path, f"one column named {names[0][:60]!r}: the file is separated by {sep!r}, not by commas; "
+                              "export it as comma-separated CSV", item=row)
     seen: dict[str, int] = {}
     for position, name in enumerate(names, start=1):
         if name and name in seen:
@@ -254,12 +274,13 @@ def _read_xlsx(path: Path, sheet: str | None) -> list[tuple[int, dict[str, Any]]
         for number, values in enumerate(rows_iter, start=2):
             if not any(v is not None and str(v).strip() for v in values):
                 continue
-            if [("" if v is None else str(v).strip()) for v in values][: len(names)] == names:
+            if _is_header(values, names):
                 raise DataError(path, "the header row again inside the data (two sheets pasted together?)",
                                 item=f"row {number}")
             extra = [v for v in values[len(names):] if v is not None and str(v).strip()]
             if extra:
                 raise DataError(path, f"a value beyond the last named column ({extra[0]!r})", item=f"row {number}")
+            _check_unnamed(path, names, values, f"row {number}")
             rows.append((number, {n: ("" if v is None else v) for n, v in zip(names, values)}))
         return rows
     finally:
