@@ -26,6 +26,7 @@ class ModelSpec:
     tolerances: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
     expected_failures: Mapping[str, str] = field(default_factory=dict)
     registered: bool = True  # False: a path or hub id given on the command line, with default settings
+    published: str | None = None  # its name in the published CLUE figures (medgate table --published)
 
     def threshold(self, task: str, metric: str) -> float | None:
         return self.thresholds.get(task, {}).get(metric)

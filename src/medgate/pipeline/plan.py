@@ -10,6 +10,7 @@ from medgate.core.errors import DataError, MissingDataFile
 from medgate.core.io import file_sha256
 from medgate.core.types import Chat, GenParams, PromptContext, Sample
 from medgate.tasks.base import TaskSpec, split_fewshot
+from medgate.tasks.reference_prompts import PromptSource
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,7 @@ class TaskPlan:
     shots: list[Sample]
     items: list[Sample]
     chats: list[Chat]
+    prompts: PromptSource = PromptSource()  # medgate's own, or the reference's (``task`` is then its variant)
 
     @property
     def params(self) -> GenParams:
@@ -38,11 +40,13 @@ def data_file(task: TaskSpec, data_dir: Path) -> Path:
 
 
 def plan_task(task: TaskSpec, data_dir: Path, limit: int | None = None,
-              context: PromptContext | None = None) -> TaskPlan:
+              context: PromptContext | None = None, prompts: PromptSource = PromptSource()) -> TaskPlan:
     """Load the task's file from ``data_dir``, pick few-shot examples and build every prompt.
 
     ``limit`` caps the scored samples (LongHealth: questions, each of which gives several prompts).
+    ``prompts`` picks the prompts: the plan's task is the task as those prompts build it.
     """
+    task = task.with_prompts(prompts)
     path = data_file(task, data_dir)
     samples = task.load_samples(path)
     if len(samples) <= task.fewshot:
@@ -55,4 +59,5 @@ def plan_task(task: TaskSpec, data_dir: Path, limit: int | None = None,
             raise ValueError(f"{task.name}: prompt building needs the model's tokenizer")
         items = task.prepare(items, context)
     chats = [task.build_prompt(sample, shots) for sample in items]
-    return TaskPlan(task=task, data_path=path, dataset_hash=file_sha256(path), shots=shots, items=items, chats=chats)
+    return TaskPlan(task=task, data_path=path, dataset_hash=file_sha256(path), shots=shots, items=items, chats=chats,
+                    prompts=prompts)

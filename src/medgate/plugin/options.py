@@ -16,6 +16,7 @@ from medgate.core.types import ScoringConfig
 from medgate.models.registry import load_registry
 from medgate.models.spec import ModelSpec
 from medgate.pipeline.model_run import RunSettings
+from medgate.tasks import load_prompts
 
 
 def _positive_int(text: str) -> int:
@@ -45,6 +46,10 @@ def add_options(parser: pytest.Parser) -> None:
                          "'allenai/scibert_scivocab_uncased' (the paper's, layer 8) or a local model folder")
     group.addoption("--bertscore-layers", dest="medgate_bertscore_layers", type=_positive_int, default=None,
                     metavar="N", help="encoder layer for BERTScore (default: the paper's 8 for SciBERT, else the last)")
+    group.addoption("--prompts", dest="medgate_prompts", default=None, metavar="SOURCE",
+                    help="'medgate' (its own prompts; default) or 'reference:DIR': the prompts of the reference "
+                         "evaluation code in DIR (a checkout of the CLUE repository or its eval/ folder), read "
+                         "without running it; models.toml's top-level 'prompts' sets it for every run")
     group.addoption("--no-cache", dest="medgate_no_cache", action="store_true",
                     help="do not read or write the generation cache")
     group.addoption("--chunk-size", dest="medgate_chunk_size", type=_positive_int, default=1024, metavar="N",
@@ -117,11 +122,16 @@ def read_run_config(config: pytest.Config) -> RunConfig:
     for name in (save_name, compare_name):
         if name:
             check_name(name, "baseline name")
+    prompt_spec, prompt_base = config.getoption("medgate_prompts"), config.invocation_params.dir
+    if prompt_spec is None and registry.prompts is not None:  # DIR relative to models.toml
+        prompt_spec, prompt_base = registry.prompts, registry.path.parent
+    prompts = load_prompts(prompt_spec or "medgate", prompt_base)
     scoring = ScoringConfig(config.getoption("medgate_bertscore_encoder"), config.getoption("medgate_bertscore_layers"))
     settings = RunSettings(
         data_dir=data_dir, data_source=source, limit=config.getoption("medgate_limit"), scoring=scoring,
         cache_path=None if config.getoption("medgate_no_cache") else generations_db(),
         chunk_size=config.getoption("medgate_chunk_size"), rejudge=config.getoption("medgate_rejudge"),
+        prompts=prompts,
     )
     return RunConfig(
         models=models, settings=settings, reports_dir=reports_dir,

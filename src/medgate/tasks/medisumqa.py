@@ -12,7 +12,7 @@ from typing import Sequence
 from medgate.core.errors import DataError
 from medgate.core.types import BatchScores, Chat, Sample, ScoringConfig
 from medgate.metrics.text import score_texts, text_metrics
-from medgate.tasks.base import TaskSpec, fewshot_chat
+from medgate.tasks.base import TaskSpec, fewshot_chat, fewshot_script
 from medgate.tasks.files import read_json_list, require_text
 
 SYSTEM = (
@@ -28,7 +28,9 @@ def load_samples(path: Path) -> list[Sample]:
         summary = require_text(path, row, "discharge_summary", index)
         question = require_text(path, row, "Question", index)
         answer = require_text(path, row, "Answer", index)
-        samples.append(Sample(id=str(row.get("id", index)), fields={"summary": summary, "question": question}, reference=answer))
+        raw = {"discharge_summary": summary, "Question": question, "Answer": answer}  # for the reference's prompts
+        samples.append(Sample(id=str(row.get("id", index)), fields={"summary": summary, "question": question, "raw": raw},
+                              reference=answer))
     if not samples:
         raise DataError(path, "no items")
     return samples
@@ -57,4 +59,6 @@ TASK = TaskSpec(
     build_prompt=build_prompt,
     score_batch=score_batch,
     prompt_version="medisumqa-1",
+    reference=fewshot_script("eval_MeDiSumQA.py", user=("discharge_summary", "Question"), answer=("Answer",),
+                             values=lambda s: s.fields["raw"]),
 )

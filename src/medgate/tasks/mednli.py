@@ -3,7 +3,8 @@
 Protocol (PROTOCOL.md): 3 few-shot examples, 20 new tokens, accuracy. An output is correct when
 the upper-cased gold label occurs exactly once in the upper-cased output; the reference rule is
 kept as it is (so "NOT ENTAILMENT" counts as entailment and a repeated label scores 0). The share
-of outputs that name no valid label is reported beside it.
+of outputs that name no valid label is reported beside it. medgate's few-shot answers are the
+upper-cased labels; with the reference's prompts they are the raw labels, as the reference writes them.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Sequence
 
 from medgate.core.errors import DataError
 from medgate.core.types import Chat, MetricSpec, Sample
-from medgate.tasks.base import TaskSpec, fewshot_chat
+from medgate.tasks.base import TaskSpec, fewshot_chat, fewshot_script
 from medgate.tasks.files import read_jsonl, require_text
 
 LABELS = ("ENTAILMENT", "NEUTRAL", "CONTRADICTION")
@@ -39,7 +40,9 @@ def load_samples(path: Path) -> list[Sample]:
         if gold.upper() not in LABELS:
             raise DataError(path, f"{gold!r} is not one of entailment, neutral, contradiction", item=item, field="gold_label")
         pair_id = row.get("pairID", f"line-{number}")
-        samples.append(Sample(id=str(pair_id), fields={"sentence1": premise, "sentence2": hypothesis}, reference=gold))
+        raw = {"sentence1": premise, "sentence2": hypothesis, "gold_label": row["gold_label"]}  # for reference prompts
+        samples.append(Sample(id=str(pair_id), fields={"sentence1": premise, "sentence2": hypothesis, "raw": raw},
+                              reference=gold))
     if not samples:
         raise DataError(path, "no items")
     return samples
@@ -78,4 +81,7 @@ TASK = TaskSpec(
     build_prompt=build_prompt,
     score_sample=score_sample,
     prompt_version="mednli-1",
+    # the reference's prompts: premise, hypothesis and the raw label, as read
+    reference=fewshot_script("eval_mednli.py", user=("sentence1", "sentence2"), answer=("gold_label",),
+                             values=lambda sample: sample.fields["raw"]),
 )

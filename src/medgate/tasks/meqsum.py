@@ -1,7 +1,8 @@
 """MeQSum: summarise a consumer health question into one short question.
 
 Protocol (PROTOCOL.md): sheet ``QS`` of the xlsx (File, CHQ, Summary), 3 few-shot examples,
-512 new tokens, ROUGE-1/2/L and BERTScore P/R/F1; summaries are used as they are.
+512 new tokens, ROUGE-1/2/L and BERTScore P/R/F1; summaries are used as they are (medgate strips
+surrounding whitespace; the reference's prompts get the cells unstripped).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Sequence
 from medgate.core.errors import DataError
 from medgate.core.types import BatchScores, Chat, Sample, ScoringConfig
 from medgate.metrics.text import score_texts, text_metrics
-from medgate.tasks.base import TaskSpec, fewshot_chat
+from medgate.tasks.base import TaskSpec, fewshot_chat, fewshot_script
 from medgate.tasks.files import read_table, require_columns
 
 SHEET = "QS"
@@ -40,7 +41,8 @@ def load_samples(path: Path) -> list[Sample]:
                 problem = "empty value" if value in ("", None) else f"expected text, got {type(value).__name__}"
                 raise DataError(path, problem, item=item, field=column)
             texts[column] = value.strip()
-        samples.append(Sample(id=texts["File"], fields={"question": texts["CHQ"]}, reference=texts["Summary"]))
+        raw = {"CHQ": row["CHQ"], "Summary": row["Summary"]}  # unstripped, for the reference's prompts
+        samples.append(Sample(id=texts["File"], fields={"question": texts["CHQ"], "raw": raw}, reference=texts["Summary"]))
     if not samples:
         raise DataError(path, "no items")
     return samples
@@ -70,4 +72,5 @@ TASK = TaskSpec(
     build_prompt=build_prompt,
     score_batch=score_batch,
     prompt_version="meqsum-1",
+    reference=fewshot_script("eval_meqsum.py", user=("CHQ",), answer=("Summary",), values=lambda s: s.fields["raw"]),
 )
