@@ -102,3 +102,21 @@ def test_models_toml_prompts_and_published_parse(tmp_path):
     registry = load_registry(path)
     assert registry.prompts == "reference:../CLUE" and registry.models["m"].published == "BioMistral-7B"
     assert load_registry(REPO / "models.toml").prompts is None
+
+
+def test_a_medisumcode_item_without_gold_codes_is_scored_and_named_not_an_error_of_the_task(pytester, tmp_path):
+    pytester.mkdir("tests_medical")
+    (pytester.path / "tests_medical" / "test_medisumcode.py").write_text(
+        (REPO / "tests_medical" / "test_medisumcode.py").read_text())
+    data = tmp_path / "data"
+    data.mkdir()
+    items = json.loads((FIXTURES / "MeDiSumCode.json").read_text())
+    items[7]["icd_codes"] = []
+    (data / "MeDiSumCode.json").write_text(json.dumps(items))
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", f"--models-file={models(tmp_path / 'models.toml')}", f"--data-dir={data}",
+        f"--reports-dir={pytester.path / 'reports'}", "tests_medical", "--model", "fake")
+    result.assert_outcomes(skipped=7)  # every metric computed (no thresholds), none errored
+    summary = (pytester.path / "reports" / "summary.md").read_text()
+    assert (f"- fake medisumcode no_gold_codes: 1 item(s) without gold codes, scored as the reference scores them "
+            f"(P/R/F1 0): {items[7]['hadm_id']}") in summary

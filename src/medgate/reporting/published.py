@@ -32,7 +32,8 @@ FIGURES: dict[str, dict[tuple[str, str], float]] = {
     "BioMistral-7B": {("mednli", "accuracy"): 62.32, ("meqsum", "rougeL"): 24.58, ("meqsum", "bertscore_f1"): 67.05,
                       ("medisumcode", "exact_f1"): 0.65, ("medisumcode", "approx_f1"): 4.57,
                       ("medisumcode", "valid_ratio"): 27.88, ("longhealth", "accuracy_task1"): 28.55},
-    "Mixtral-8x7B-Instruct": {("mednli", "accuracy"): 76.48, ("meqsum", "rougeL"): 32.47, ("meqsum", "bertscore_f1"): 72.8,
+    "Mixtral-8x7B-Instruct": {("mednli", "accuracy"): 76.48, ("meqsum", "rougeL"): 32.47,
+                              ("meqsum", "bertscore_f1"): 72.8,
                               ("medisumcode", "exact_f1"): 10.49, ("medisumcode", "approx_f1"): 28.99,
                               ("medisumcode", "valid_ratio"): 82.87, ("longhealth", "accuracy_task1"): 74.25},
 }
@@ -60,8 +61,9 @@ class Row:
         if o.low is not None and o.high is not None:
             interval = f"{100 * o.low:.2f}-{100 * o.high:.2f}"
             inside = "yes" if 100 * o.low <= self.published <= 100 * o.high else "no"
-        return [self.model, self.published_as, self.task, self.metric, f"{value:.2f}", interval, f"{self.published:.2f}",
-                f"{value - self.published:+.2f}", inside, prompts_of(o), "; ".join(caveats(o)) or "-"]
+        return [self.model, self.published_as, self.task, self.metric, f"{value:.2f}", interval,
+                f"{self.published:.2f}", f"{value - self.published:+.2f}", inside, prompts_of(o),
+                "; ".join(caveats(o)) or "-"]
 
 
 def prompts_of(outcome: Outcome) -> str:

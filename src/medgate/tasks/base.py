@@ -124,8 +124,8 @@ def fewshot_script(file: str, user: tuple[str, ...], answer: tuple[str, ...],
 
         return {"build_prompt": build_prompt}
 
-    return ReferenceScript(file=file, constants={"sys_prompt": None, "user_prompt_template": user, answer_template: answer},
-                           variant=variant)
+    constants = {"sys_prompt": None, "user_prompt_template": user, answer_template: answer}
+    return ReferenceScript(file=file, constants=constants, variant=variant)
 
 
 def split_fewshot(samples: Sequence[Sample], k: int, seed: int = FEWSHOT_SEED) -> tuple[list[Sample], list[Sample]]:

@@ -95,7 +95,8 @@ def gold_letter(options: Mapping[str, str], correct: str) -> tuple[str | None, s
     if len(matching) == 1:
         return matching[0], ""
     if matching:
-        return None, f"options {', '.join(matching)} all equal the correct answer {correct.strip()!r}: the gold is ambiguous"
+        return None, (f"options {', '.join(matching)} all equal the correct answer {correct.strip()!r}: "
+                      "the gold is ambiguous")
     hint = ""
     if re.fullmatch(r"[A-Ea-e]", correct.strip()):
         hint = " ('correct' holds a letter; LongHealth's 'correct' is the text of the right option)"
@@ -128,7 +129,8 @@ def _question_sample(path: Path, pid: str, index: int, q: Any, texts: dict[str, 
         options = reference_options(q)
         for letter, text in options.items():
             if not isinstance(text, str):
-                raise DataError(path, f"expected text, got {type(text).__name__}", item=item, field=f"answer_{letter.lower()}")
+                raise DataError(path, f"expected text, got {type(text).__name__}", item=item,
+                                field=f"answer_{letter.lower()}")
         gold = reference_gold_letter(q)
         if gold is None:  # the reference would score every answer wrong; medgate refuses the item
             raise DataError(path, f"no option contains the correct answer {q['correct']!r} (the reference's rule)",
@@ -164,18 +166,22 @@ def _question_sample(path: Path, pid: str, index: int, q: Any, texts: dict[str, 
 
 
 def pack(documents: Sequence[tuple[str, str]], answer_keys: set[str], spans: dict[str, list[tuple[float, float]]],
-         budget: int, ctx: PromptContext) -> tuple[list[str], dict[str, Any]]:
+         budget: int, ctx: PromptContext, counts: dict[str, int] | None = None) -> tuple[list[str], dict[str, Any]]:
     """Fit (key, text) documents, answer documents first, into ``budget`` tokens.
 
     Returns the kept texts (in packing order) and counts: tokens kept and cut, and whether any
-    answer span fell outside what was kept.
+    answer span fell outside what was kept. ``counts`` keeps documents' token counts between calls
+    (each document is packed into many prompts).
     """
+    counts = {} if counts is None else counts
     ordered = [d for d in documents if d[0] in answer_keys] + [d for d in documents if d[0] not in answer_keys]
     kept: list[str] = []
     used = cut = 0
     answer_cut = False
     for key, text in ordered:
-        n = ctx.count_tokens(text)
+        if text not in counts:
+            counts[text] = ctx.count_tokens(text)
+        n = counts[text]
         room = budget - used
         if n <= room:
             kept.append(text)
@@ -210,8 +216,11 @@ def _question_block(question: str, options: Mapping[str, str]) -> str:
     return "\n".join([f"Question: {question}"] + [f"{letter}: {text}" for letter, text in options.items()])
 
 
-MEDGATE_LAYOUT = Layout(SYSTEM, SEPARATOR,
-                        lambda docs, question, options: SEPARATOR.join(docs) + "\n\n" + _question_block(question, options))
+def _medgate_user(docs: Sequence[str], question: str, options: Mapping[str, str]) -> str:
+    return SEPARATOR.join(docs) + "\n\n" + _question_block(question, options)
+
+
+MEDGATE_LAYOUT = Layout(SYSTEM, SEPARATOR, _medgate_user)
 
 
 def reference_layout(texts: Mapping[str, str]) -> Layout:
@@ -235,7 +244,7 @@ def limits(context_len: int) -> tuple[int, int]:
 
 def _fit(candidates: Sequence[tuple[str, str]], answer_keys: set[str], spans: dict[str, list[tuple[float, float]]],
          limit: int, ctx: PromptContext, layout: Layout, question: str, options: Mapping[str, str],
-         rng: random.Random, where: str) -> tuple[list[str], dict[str, Any]]:
+         rng: random.Random, where: str, counts: dict[str, int]) -> tuple[list[str], dict[str, Any]]:
     """Pack documents so that system + user message, as rendered, count at most ``limit`` tokens.
 
     The template, question, options and one separator per document are counted before documents
@@ -243,12 +252,13 @@ def _fit(candidates: Sequence[tuple[str, str]], answer_keys: set[str], spans: di
     (token counts of parts need not add up to the count of the whole)."""
     state = rng.getstate()
     system = ctx.count_tokens(layout.system)
-    fixed = ctx.count_tokens(layout.render([], question, options)) + ctx.count_tokens(layout.separator) * len(candidates)
+    fixed = ctx.count_tokens(layout.render([], question, options))
+    fixed += ctx.count_tokens(layout.separator) * len(candidates)
     budget = limit - system - fixed
     while True:
         if budget <= 0:
             raise DataError(where, f"{limit} tokens (the context of {ctx.context_len}) leave no room for documents")
-        docs, info = pack(candidates, answer_keys, spans, budget, ctx)
+        docs, info = pack(candidates, answer_keys, spans, budget, ctx, counts)
         rng.setstate(state)
         rng.shuffle(docs)
         total = system + ctx.count_tokens(layout.render(docs, question, options))
@@ -264,6 +274,7 @@ def prepare(samples: list[Sample], ctx: PromptContext) -> list[Sample]:
 
 def prepare_with(layout: Layout, samples: list[Sample], ctx: PromptContext) -> list[Sample]:
     limit1, limit23 = limits(ctx.context_len)
+    counts: dict[str, int] = {}  # token counts of whole documents, each counted once
     out = []
     for sample in samples:
         f = sample.fields
@@ -274,7 +285,8 @@ def prepare_with(layout: Layout, samples: list[Sample], ctx: PromptContext) -> l
         options23 = dict(options1, F=OPTION_F)
         for variant in range(TASK1_PROMPTS):
             rng = random.Random(f"{sample.id}/task1/{variant}")
-            docs, info = _fit(own, answer_keys, f["spans"], limit1, ctx, layout, f["question"], options1, rng, where)
+            docs, info = _fit(own, answer_keys, f["spans"], limit1, ctx, layout, f["question"], options1, rng, where,
+                              counts)
             out.append(_variant(sample, 1, variant, docs, sample.reference, info, options1))
         others = [(f"{p}/{k}", t) for p, k, t in f["pool"] if p != f["patient"]]
         for variant in range(TASK23_PROMPTS):
@@ -283,7 +295,7 @@ def prepare_with(layout: Layout, samples: list[Sample], ctx: PromptContext) -> l
             with_answer = variant % 2 == 1
             candidates = ([d for d in own if d[0] in answer_keys] if with_answer else []) + distractors
             docs, info = _fit(candidates, answer_keys if with_answer else set(), f["spans"], limit23, ctx, layout,
-                              f["question"], options23, rng, where)
+                              f["question"], options23, rng, where, counts)
             task, gold = (2, sample.reference) if with_answer else (3, "F")
             out.append(_variant(sample, task, variant, docs, gold, info, options23))
     return out
@@ -348,6 +360,7 @@ TASK = TaskSpec(
     notes=packing_notes,
     prompt_version="longhealth-2",
     reference=ReferenceScript(file="eval_LongHealth.py",
-                              constants={"sys_prompt": None, "prompt_template": ("documents", "question_text", "options")},
+                              constants={"sys_prompt": None,
+                                         "prompt_template": ("documents", "question_text", "options")},
                               variant=reference_variant),
 )

@@ -114,5 +114,6 @@ TASK = TaskSpec(
     build_prompt=build_prompt,
     score_batch=score_batch,
     prompt_version="medisumcode-1",
-    reference=fewshot_script("eval_MeDiSumCode.py", user=("text",), answer=("codes",), values=lambda s: s.fields["raw"]),
+    reference=fewshot_script("eval_MeDiSumCode.py", user=("text",), answer=("codes",),
+                             values=lambda s: s.fields["raw"]),
 )

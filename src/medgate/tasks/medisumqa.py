@@ -29,8 +29,8 @@ def load_samples(path: Path) -> list[Sample]:
         question = require_text(path, row, "Question", index)
         answer = require_text(path, row, "Answer", index)
         raw = {"discharge_summary": summary, "Question": question, "Answer": answer}  # for the reference's prompts
-        samples.append(Sample(id=str(row.get("id", index)), fields={"summary": summary, "question": question, "raw": raw},
-                              reference=answer))
+        fields = {"summary": summary, "question": question, "raw": raw}
+        samples.append(Sample(id=str(row.get("id", index)), fields=fields, reference=answer))
     if not samples:
         raise DataError(path, "no items")
     return samples

@@ -42,7 +42,8 @@ def load_samples(path: Path) -> list[Sample]:
                 raise DataError(path, problem, item=item, field=column)
             texts[column] = value.strip()
         raw = {"CHQ": row["CHQ"], "Summary": row["Summary"]}  # unstripped, for the reference's prompts
-        samples.append(Sample(id=texts["File"], fields={"question": texts["CHQ"], "raw": raw}, reference=texts["Summary"]))
+        samples.append(Sample(id=texts["File"], fields={"question": texts["CHQ"], "raw": raw},
+                              reference=texts["Summary"]))
     if not samples:
         raise DataError(path, "no items")
     return samples

@@ -157,7 +157,8 @@ def module_constants(tree: ast.Module) -> dict[str, str | _Unsupported]:
                 env[stmt.target.id] = _Unsupported("changed by an augmented assignment medgate cannot follow", line)
         elif isinstance(stmt, (ast.Import, ast.ImportFrom)):
             for alias in stmt.names:
-                env[(alias.asname or alias.name).split(".")[0]] = _Unsupported("imported, not defined in this file", line)
+                name = (alias.asname or alias.name).split(".")[0]
+                env[name] = _Unsupported("imported, not defined in this file", line)
         elif isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             env[stmt.name] = _Unsupported("a function or class, not a string constant", line)
         else:  # if / for / while / with / try / match at module level: bindings depend on running it
