@@ -33,7 +33,8 @@ def test_values_sit_beside_the_published_figures_with_difference_and_interval(tm
                                             "-2.32", "yes", "reference @ 0123456789ab", "-"]
     assert rows[("meqsum", "rougeL")][7:9] == ["+5.42", "no"]  # 24.58 lies below 28.00-32.00
     assert rows[("meqsum", "bertscore_f1")][9:] == [
-        "medgate's own", "synthetic data; medgate's own prompts; BERTScore encoder all-MiniLM-L6-v2 (x), not SciBERT"]
+        "medgate's own",
+        "synthetic data; medgate's own prompts; BERTScore encoder all-MiniLM-L6-v2 (x), not recognisably SciBERT"]
     assert rows[("longhealth", "accuracy_task1")][4:] == ["-", "-", "28.55", "-", "-", "-", "not run"]
     md, csv_path = write_reproduction(tmp_path, reproduction_rows(tmp_path, {"bm": "BioMistral-7B"}))
     text = md.read_text()

@@ -85,7 +85,7 @@ def caveats(outcome: Outcome) -> list[str]:
         out.append("medgate's own prompts")
     encoder = str(prov.get("notes", {}).get("bertscore_encoder", ""))
     if outcome.metric.startswith("bertscore") and "scibert" not in encoder.lower():
-        out.append(f"BERTScore encoder {encoder.split(' (layer')[0] or 'unknown'}, not SciBERT")
+        out.append(f"BERTScore encoder {encoder.split(' (layer')[0] or 'unknown'}, not recognisably SciBERT")
     return out
 
 
