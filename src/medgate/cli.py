@@ -1,5 +1,6 @@
 """`medgate html` turns reports/ into the HTML report (Allure 3, from tools/allure); `medgate
-table` writes the table across models. Also `python -m medgate.cli ...`."""
+table` writes the table across models, and with `--published` also each model's values beside
+the published CLUE figures (reports/reproduction.md). Also `python -m medgate.cli ...`."""
 
 from __future__ import annotations
 
@@ -11,7 +12,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from medgate.core.errors import ConfigError
 from medgate.core.paths import SOURCE_ROOT
+from medgate.models.registry import load_registry
+from medgate.reporting.published import FIGURES, reproduction_rows, unknown_names, write_reproduction
 from medgate.reporting.table import write_models_table
 
 _ALLURE = SOURCE_ROOT / "tools" / "allure" / "node_modules" / ".bin" / "allure"
@@ -58,16 +62,41 @@ def build_html(reports: Path) -> Path:
     return reports / "html" / "index.html"
 
 
+def published_names(models_file: Path) -> dict[str, str]:
+    """models.toml's mapping from model to its name in the published figures; an unknown name is
+    an error naming the file and the key."""
+    try:
+        registry = load_registry(models_file)
+    except ConfigError as exc:
+        raise SystemExit(f"medgate: {exc}") from None
+    mapping = {name: spec.published for name, spec in registry.models.items() if spec.published}
+    for model, name in unknown_names(mapping).items():
+        raise SystemExit(f"medgate: {models_file}: models.{model}.published: {name!r} has no published figures "
+                         f"(known: {', '.join(FIGURES)})")
+    return mapping
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="medgate", description=__doc__)
     parser.add_argument("command", choices=["html", "table"])
     parser.add_argument("--reports-dir", default="reports", help="the reports folder (default: reports)")
+    parser.add_argument("--published", action="store_true",
+                        help="table: also put each model's values beside the published CLUE figures "
+                             "(models.toml's 'published' names the model there)")
+    parser.add_argument("--models-file", default=None,
+                        help="table --published: the registry (default: models.toml here, else the repository's)")
     args = parser.parse_args(argv)
     reports = Path(args.reports_dir).resolve()
     if args.command == "html":
         print(build_html(reports))
-    else:
-        for path in write_models_table(reports):
+        return 0
+    for path in write_models_table(reports):
+        print(path)
+    if args.published:
+        models_file = Path(args.models_file) if args.models_file else Path("models.toml")
+        if not args.models_file and not models_file.exists():
+            models_file = SOURCE_ROOT / "models.toml"
+        for path in write_reproduction(reports, reproduction_rows(reports, published_names(models_file.resolve()))):
             print(path)
     return 0
 

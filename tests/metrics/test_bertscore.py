@@ -64,3 +64,52 @@ def test_scores_are_cached_per_pair_and_keyed_by_the_encoder(tmp_path, monkeypat
     # another layer of the same encoder is another metric: nothing reused
     bertscore(preds, refs, Encoder(encoder.model, 3, encoder.label), db)
     assert computed[-1] == [preds[0], preds[2]]
+
+
+# -- the 512-token cut, on an encoder whose tokenizer reports no max length (SciBERT's layout) --------
+
+WORDS = [f"w{i}" for i in range(60)]
+
+
+@pytest.fixture(scope="module")
+def no_max_length_encoder(tmp_path_factory):
+    """A tiny BERT saved with transformers; its tokenizer files carry no model_max_length, so
+    transformers reports its huge default, as it does for SciBERT."""
+    import torch
+    from transformers import BertConfig, BertModel
+
+    folder = tmp_path_factory.mktemp("scibert_layout")
+    (folder / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]) + "\n")
+    (folder / "tokenizer_config.json").write_text('{"do_lower_case": true, "tokenizer_class": "BertTokenizer"}')
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=5 + len(WORDS), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=512)
+    BertModel(config).save_pretrained(folder)
+    return folder
+
+
+def long_text(n: int, offset: int = 0) -> str:
+    return " ".join(WORDS[(i * 7 + offset) % len(WORDS)] for i in range(n))
+
+
+def test_the_tokenizer_reports_no_usable_max_length_and_stock_bert_score_fails(no_max_length_encoder):
+    import bert_score
+    from transformers import AutoTokenizer
+
+    assert AutoTokenizer.from_pretrained(str(no_max_length_encoder)).model_max_length > 1e20
+    with pytest.raises(OverflowError):  # what `--bertscore-encoder allenai/scibert_scivocab_uncased` did
+        bert_score.score([long_text(20)], [long_text(20, 3)], model_type=str(no_max_length_encoder), num_layers=2)
+
+
+def test_long_texts_are_cut_at_512_tokens_whatever_the_tokenizer_reports(no_max_length_encoder):
+    encoder = resolve_encoder(str(no_max_length_encoder))
+    assert encoder.num_layers == 2 and "cut at 512 tokens" in encoder.describe()
+    prediction, reference = long_text(900), long_text(700, 3)  # one word is one token here
+    (scores,) = bertscore([prediction], [reference], encoder)
+    assert 0.0 < scores["bertscore_f1"] < 1.0
+    # the same texts cut by hand to 510 words (+ [CLS] and [SEP] = 512 tokens) score the same
+    (by_hand,) = bertscore([long_text(510)], [long_text(510, 3)], encoder)
+    assert scores == pytest.approx(by_hand, abs=1e-6)
+    # and the cut matters: 400 words is another text
+    (shorter,) = bertscore([long_text(400)], [long_text(400, 3)], encoder)
+    assert shorter["bertscore_f1"] != pytest.approx(scores["bertscore_f1"], abs=1e-6)

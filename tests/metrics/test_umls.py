@@ -54,3 +54,29 @@ def test_unavailable_scispacy_gives_a_reason_not_a_crash():
     else:  # a machine with scispaCy and its model: the pipeline must be usable
         nlp_, canonical = loaded
         assert callable(canonical) and nlp_("pneumonia") is not None
+
+
+def test_the_pipeline_resolves_no_abbreviations_as_in_the_reference(monkeypatch):
+    """The reference's resolve_abbreviations=True has no effect (it adds no abbreviation detector):
+    medgate's pipeline has no detector either. Checked on stand-ins for scispaCy and its model."""
+    import sys
+    import types
+
+    import medgate.metrics.umls as umls
+
+    added = []
+
+    class FakeNlp:
+        def add_pipe(self, name, config=None):
+            added.append((name, config))
+            return types.SimpleNamespace(kb=types.SimpleNamespace(cui_to_entity={}))
+
+    scispacy = types.ModuleType("scispacy")
+    scispacy.linking = types.ModuleType("scispacy.linking")
+    monkeypatch.setitem(sys.modules, "scispacy", scispacy)
+    monkeypatch.setitem(sys.modules, "scispacy.linking", scispacy.linking)
+    monkeypatch.setattr(spacy, "load", lambda name: FakeNlp())
+    loaded = umls.load_scispacy.__wrapped__()
+    assert not isinstance(loaded, str)
+    assert [name for name, _ in added] == ["scispacy_linker"]
+    assert added[0][1]["resolve_abbreviations"] is False and added[0][1]["linker_name"] == "umls"

@@ -122,7 +122,11 @@ def broken(mutate):
         (lambda d: d["patient_01"]["questions"][0].update(answer_location={"text_9": {"start": [0.1], "end": [0.2]}}),
          r"patient patient_01, question 0, field 'answer_location.text_9': names 'text_9'"),
         (lambda d: d["patient_01"]["questions"][1].update(correct="Something else"),
-         r"patient patient_01, question 1, field 'correct': no option contains"),
+         r"patient patient_01, question 1, field 'correct': no option equals the correct answer 'Something else'$"),
+        (lambda d: d["patient_01"]["questions"][1].update(correct="C"),
+         r"question 1, field 'correct': no option equals the correct answer 'C' \('correct' holds a letter; "),
+        (lambda d: d["patient_01"]["questions"][1].update(answer_d=d["patient_01"]["questions"][1]["correct"] + " "),
+         r"question 1, field 'correct': options D, E all equal the correct answer 'Neutropenic fever': the gold is ambiguous"),
         (lambda d: d["patient_02"]["questions"][0].pop("answer_c"), r"patient patient_02, question 0, field 'answer_c'"),
         (lambda d: d["patient_02"]["questions"][0]["answer_location"]["text_0"].update(end=[1.5]),
          r"field 'answer_location.text_0': start and end are fractions"),
@@ -134,3 +138,98 @@ def test_loader_errors(tmp_path, mutate, expected):
     path.write_text(json.dumps(broken(mutate)))
     with pytest.raises(DataError, match=expected):
         task.load_samples(path)
+
+
+# -- the gold letter: medgate's rule and the reference's -------------------------------------------
+
+def reordered_question(correct: str) -> dict:
+    """Options in the file in the key order C, A, B, D, E."""
+    return {"No": 1, "question": "Which symptom?", "answer_c": "Chest pain at rest", "answer_a": "Abdominal pain",
+            "answer_b": "Heart failure", "answer_d": "Fever", "answer_e": "Cough", "correct": correct,
+            "answer_location": {"text_0": {"start": [0.0], "end": [0.5]}}}
+
+
+def write_bench(tmp_path, question: dict):
+    """Patient p1 with the question, then five others whose documents are the distractors the
+    protocol draws (10 of other patients)."""
+    data = {"p1": {"texts": {"text_0": "Doc one.", "text_1": "Doc two."}, "questions": [question]}}
+    for n in range(2, 7):
+        data[f"p{n}"] = {"texts": {"text_0": f"Note {n} a.", "text_1": f"Note {n} b."},
+                         "questions": [{**reordered_question("Fever"), "No": n}]}
+    path = tmp_path / "benchmark_v5.json"
+    path.write_text(json.dumps(data))
+    return path
+
+
+def test_reference_rule_takes_the_first_option_in_the_files_key_order_containing_correct(tmp_path):
+    path = write_bench(tmp_path, reordered_question("pain"))
+    sample, *_ = task.load_samples_reference(path)
+    assert sample.reference == "C"  # answer_c comes first in the file and contains "pain"; A does too
+    assert list(sample.fields["options"]) == ["C", "A", "B", "D", "E"]
+    with pytest.raises(DataError, match=r"question 0, field 'correct': no option equals the correct answer 'pain'$"):
+        task.load_samples(path)  # medgate's rule wants one option equal to it
+
+
+def test_reference_rule_does_not_strip_and_medgates_does(tmp_path):
+    path = write_bench(tmp_path, reordered_question("Heart failure "))
+    sample, *_ = task.load_samples(path)
+    assert sample.reference == "B" and sample.fields["options"]["B"] == "Heart failure"
+    # "Heart failure " (with its space) is in no option: the reference would score every answer
+    # wrong; medgate refuses the item instead
+    with pytest.raises(DataError, match=r"field 'correct': no option contains the correct answer 'Heart failure ' "
+                                        r"\(the reference's rule\)"):
+        task.load_samples_reference(path)
+
+
+def test_reference_loader_keeps_raw_texts(tmp_path):
+    question = {**reordered_question("Fever"), "question": "  Which symptom?\n", "answer_d": " Fever "}
+    sample, *_ = task.load_samples_reference(write_bench(tmp_path, question))
+    assert sample.fields["question"] == "  Which symptom?\n" and sample.fields["options"]["D"] == " Fever "
+    assert sample.reference == "D"
+    own, *_ = task.load_samples(write_bench(tmp_path, question))
+    assert own.fields["question"] == "Which symptom?" and own.fields["options"]["D"] == "Fever"
+
+
+@given(st.permutations(["a", "b", "c", "d", "e"]), st.sampled_from(["a", "b", "c", "d", "e"]))
+def test_reference_gold_is_the_first_containing_option_in_key_order(order, right):
+    texts = {"a": "renal failure", "b": "acute renal failure", "c": "failure", "d": "sepsis", "e": "anemia"}
+    question = {f"answer_{k}": texts[k] for k in order} | {"correct": texts[right]}
+    expected = next(k.upper() for k in order if texts[right] in texts[k])
+    assert task.reference_gold_letter(question) == expected
+
+
+# -- the budget: task 1 within 8,140 tokens at any context, tasks 2 and 3 within the context -----------
+
+def long_bench(words: int = 4000) -> dict:
+    """Five patients with four long documents each (one word is one token in the whitespace context)."""
+    data = {}
+    for p in range(5):
+        texts = {f"text_{i}": " ".join(f"p{p}d{i}w{j}" for j in range(words)) for i in range(4)}
+        question = {"No": 0, "question": "What was found on the scan at admission of this patient?",
+                    **{f"answer_{l}": f"finding {l} of several words" for l in "abcde"}, "correct": "finding c of several words",
+                    "answer_location": {"text_1": {"start": [0.1], "end": [0.2]}}}
+        data[f"patient_{p}"] = {"texts": texts, "questions": [question]}
+    return data
+
+
+@pytest.mark.parametrize("context", [8192, 16384, 32768])
+@pytest.mark.parametrize("mode", ["medgate", "reference"])
+def test_system_and_user_message_stay_within_the_limits(tmp_path, context, mode):
+    from medgate.models.engines.fake import whitespace_context
+    from tests.reference_checkout import TEXTS
+
+    path = tmp_path / "benchmark_v5.json"
+    path.write_text(json.dumps(long_bench()))
+    ctx = whitespace_context(context)
+    if mode == "reference":
+        variant = task.reference_variant(TEXTS["longhealth"])
+        items = variant["prepare"](variant["load_samples"](path)[:1], ctx)
+        build = variant["build_prompt"]
+    else:
+        items, build = task.prepare(task.load_samples(path)[:1], ctx), task.build_prompt
+    for item in items:
+        tokens = sum(ctx.count_tokens(m["content"]) for m in build(item, []))
+        limit = min(8140, context - 50 - task.TEMPLATE_MARGIN) if item.fields["task"] == 1 else context - 50 - task.TEMPLATE_MARGIN
+        assert tokens <= limit <= (8140 if item.fields["task"] == 1 else context - 50)
+        assert tokens >= limit - 100  # the budget is used, not wasted
+        assert item.meta["tokens_cut"] > 0  # the documents did overflow it

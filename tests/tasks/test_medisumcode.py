@@ -65,7 +65,6 @@ def test_fewshot_answer_format():
 @pytest.mark.parametrize(
     ("row", "expected"),
     [
-        ({"hadm_id": 1, "text": "t", "icd_codes": []}, "item 1, field 'icd_codes': no gold codes"),
         ({"hadm_id": 1, "text": "t"}, "item 1, field 'icd_codes': missing field"),
         ({"hadm_id": 1, "text": "t", "icd_codes": [{"description": "x"}]}, "item 1, field 'icd_codes[0].code'"),
         ({"text": "t", "icd_codes": [{"code": "I10"}]}, "item 1, field 'hadm_id': missing field"),
@@ -77,3 +76,44 @@ def test_loader_errors_name_file_item_and_field(tmp_path, row, expected):
     path.write_text(json.dumps([{"hadm_id": 0, "text": "t", "icd_codes": [{"code": "I10", "description": "d"}]}, row]))
     with pytest.raises(DataError, match=expected.replace("[", r"\[").replace("]", r"\]")):
         task.load_samples(path)
+
+
+def reference_item_scores(predicted: list[str], codes: list[str]) -> dict[str, float]:
+    """PROTOCOL.md's account of the reference: the gold string joined with ', ' is split on ', '
+    (an empty string gives one empty "code"); P over predictions (0 when none), R over gold."""
+    gold = ", ".join(codes).split(", ")
+
+    def prf(pred, ref):
+        p = sum(c in ref for c in pred) / len(pred) if pred else 0.0
+        r = sum(c in pred for c in ref) / len(ref)
+        return p, r, (2 * p * r / (p + r) if p + r else 0.0)
+
+    ep, er, ef = prf(predicted, gold)
+    ap, ar, af = prf(list({c[:3] for c in predicted}), list({c[:3] for c in gold}))
+    return {"exact_p": ep, "exact_r": er, "exact_f1": ef, "approx_p": ap, "approx_r": ar, "approx_f1": af}
+
+
+@given(st.lists(st.sampled_from(["I10", "E785", "J189", "N179", "I2119"]), max_size=5),
+       st.lists(st.sampled_from(["I10", "E785", "J189", "Z951"]), max_size=4, unique=True))
+def test_scores_equal_the_references_including_items_without_gold_codes(predicted, gold):
+    scores = task.score_codes(predicted, gold)
+    assert {k: v for k, v in scores.items() if k != "valid_ratio"} == pytest.approx(reference_item_scores(predicted, gold))
+
+
+def test_an_item_without_gold_codes_is_scored_and_named_in_the_notes(tmp_path):
+    from medgate.core.types import ScoringConfig
+
+    items = json.loads((FIXTURES / task.TASK.filename).read_text())
+    items[5]["icd_codes"] = []
+    items[9]["icd_codes"] = []
+    path = tmp_path / "MeDiSumCode.json"
+    path.write_text(json.dumps(items))
+    samples = task.load_samples(path)  # no error: the task keeps every other item's score
+    assert len(samples) == len(items) and samples[5].reference == [] and samples[5].fields["raw"]["codes"] == ""
+    batch = task.TASK.score_all(["ICD-10 Codes: I10, E785"] * len(samples), samples, ScoringConfig())
+    assert batch.per_item[5] == {"exact_p": 0.0, "exact_r": 0.0, "exact_f1": 0.0, "approx_p": 0.0, "approx_r": 0.0,
+                                 "approx_f1": 0.0, "valid_ratio": 1.0}
+    assert batch.notes["no_gold_codes"].endswith(f": {samples[5].id}, {samples[9].id}")
+    assert batch.notes["no_gold_codes"].startswith("2 item(s) without gold codes, scored as the reference scores them")
+    full = task.TASK.score_all(["x"], samples[:1], ScoringConfig())
+    assert "no_gold_codes" not in full.notes

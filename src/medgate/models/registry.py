@@ -19,6 +19,7 @@ from medgate.models.engines import BACKENDS
 from medgate.models.engines.base import Option
 from medgate.models.spec import ModelSpec
 from medgate.tasks import TASKS
+from medgate.tasks.reference_prompts import parse_prompt_spec
 
 _SOURCES = ("embedded", "path", "hub")
 EMBEDDED_MODELS = ("smollm2",)
@@ -44,6 +45,8 @@ _FIELDS: dict[str, Option] = {
                          "significant_drop or non_inferiority", "significant_drop"),
     "inconclusive": Option((str,), lambda v: v in ("fail", "xfail"), "fail or xfail", "fail"),
     "inherits": Option((str,), lambda v: bool(v), "the name of another model in this file", None),
+    # the model's name in the published CLUE figures, for `medgate table --published`
+    "published": Option((str,), lambda v: bool(v.strip()), "a model name of the published figures", None),
 }
 _TABLES = ("thresholds", "tolerances", "margins", "expected_failures")
 
@@ -57,6 +60,7 @@ class Registry:
     path: Path
     default: str | None  # None: the file defines no model
     models: Mapping[str, ModelSpec]
+    prompts: str | None = None  # "medgate" or "reference:DIR" (DIR relative to this file), when the file sets it
 
     def derive(self, name: str, base: ModelSpec) -> ModelSpec:
         """A checkpoint given by path or hub id that takes ``base``'s engine settings, chat template,
@@ -145,9 +149,10 @@ def parse_registry(raw: Mapping[str, Any], path: Path) -> Registry:
     def fail(key: str, message: str) -> ConfigError:
         return ConfigError(f"{path}: {key}: {message}")
 
-    unknown = sorted(set(raw) - {"default", "models"})
+    unknown = sorted(set(raw) - {"default", "models", "prompts"})
     if unknown:
-        raise fail(unknown[0], "unknown top-level key (allowed: default, models)")
+        raise fail(unknown[0], "unknown top-level key (allowed: default, models, prompts)")
+    prompts = _parse_prompts(raw.get("prompts"), fail)
     models_raw = raw.get("models", {})
     if not isinstance(models_raw, dict):
         raise fail("models", f"must be a table, got {_type_name(models_raw)}")
@@ -167,7 +172,20 @@ def parse_registry(raw: Mapping[str, Any], path: Path) -> Registry:
         raise fail("default", f"must be a string, got {_type_name(default)}")
     elif default not in models:
         raise fail("default", f"names {default!r}, which is not a model in this file")
-    return Registry(path=path, default=default, models=models)
+    return Registry(path=path, default=default, models=models, prompts=prompts)
+
+
+def _parse_prompts(value: Any, fail: Any) -> str | None:
+    """The run's prompts: "medgate" or "reference:DIR"; the checkout itself is read when the run starts."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise fail("prompts", f"must be a string, got {_type_name(value)} {value!r}")
+    try:
+        parse_prompt_spec(value)
+    except ValueError as exc:
+        raise fail("prompts", str(exc)) from None
+    return value
 
 
 def _inherited(name: str, raw: Mapping[str, Any], fail: Any, seen: tuple[str, ...] = ()) -> dict[str, Any]:

@@ -30,6 +30,7 @@ class ModelSpec:
     expected_failures: Mapping[str, str] = field(default_factory=dict)
     registered: bool = True  # False: a path or hub id given on the command line
     inherits: str | None = None  # the model whose settings and pass criteria this one took
+    published: str | None = None  # its name in the published CLUE figures (medgate table --published)
 
     def threshold(self, task: str, metric: str) -> float | None:
         return self.thresholds.get(task, {}).get(metric)

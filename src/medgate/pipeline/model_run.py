@@ -23,6 +23,7 @@ from medgate.pipeline.caching import CachingEngine
 from medgate.pipeline.plan import TaskPlan, plan_task
 from medgate.pipeline.scoring import score
 from medgate.tasks.base import TaskSpec
+from medgate.tasks.reference_prompts import PromptSource
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,7 @@ class RunSettings:
     cache_path: Path | None = None  # None: no generation cache (nor score cache)
     rejudge: bool = False  # only stored generations; never load an engine
     chunk_size: int = 1024  # prompts per engine call; each chunk is cached when done
+    prompts: PromptSource = PromptSource()  # medgate's own prompts, or the reference's
 
 
 class ModelRun:
@@ -105,7 +107,8 @@ class ModelRun:
     def plan(self, task: TaskSpec) -> TaskPlan:
         if task.name not in self._plans:
             context = self.prompt_context() if task.prepare is not None else None
-            self._plans[task.name] = plan_task(task, self.settings.data_dir, self.settings.limit, context)
+            self._plans[task.name] = plan_task(task, self.settings.data_dir, self.settings.limit, context,
+                                               self.settings.prompts)
         return self._plans[task.name]
 
     def _requests(self, plan: TaskPlan) -> list[tuple[str, Chat, GenParams]]:

@@ -10,6 +10,7 @@ from medgate.core.errors import DataError, MedgateError, MissingDataFile
 from medgate.core.io import file_sha256
 from medgate.core.types import Chat, GenParams, PromptContext, Sample
 from medgate.tasks.base import TaskSpec, split_fewshot
+from medgate.tasks.reference_prompts import PromptSource
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,7 @@ class TaskPlan:
     shots: list[Sample]
     items: list[Sample]
     chats: list[Chat]
+    prompts: PromptSource = PromptSource()  # medgate's own, or the reference's (``task`` is then its variant)
 
     @property
     def params(self) -> GenParams:
@@ -38,11 +40,13 @@ def data_file(task: TaskSpec, data_dir: Path) -> Path:
 
 
 def plan_task(task: TaskSpec, data_dir: Path, limit: int | None = None,
-              context: PromptContext | None = None) -> TaskPlan:
+              context: PromptContext | None = None, prompts: PromptSource = PromptSource()) -> TaskPlan:
     """Load the task's file from ``data_dir``, pick few-shot examples and build every prompt.
 
     ``limit`` caps the scored samples (LongHealth: questions, each of which gives several prompts).
+    ``prompts`` picks the prompts: the plan's task is the task as those prompts build it.
     """
+    task = task.with_prompts(prompts)
     path = data_file(task, data_dir)
     if task.prepare is not None and context is None:
         raise ValueError(f"{task.name}: prompt building needs the model's tokenizer")
@@ -60,4 +64,5 @@ def plan_task(task: TaskSpec, data_dir: Path, limit: int | None = None,
         raise
     except Exception as exc:  # a loader that breaks on odd data must not take other tasks' generation down
         raise DataError(path, f"{task.title} data could not be read ({type(exc).__name__}: {exc})") from exc
-    return TaskPlan(task=task, data_path=path, dataset_hash=file_sha256(path), shots=shots, items=items, chats=chats)
+    return TaskPlan(task=task, data_path=path, dataset_hash=file_sha256(path), shots=shots, items=items, chats=chats,
+                    prompts=prompts)

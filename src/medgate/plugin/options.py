@@ -21,7 +21,8 @@ from medgate.models.spec import ModelSpec
 from medgate.pipeline.cache import check_cache_file
 from medgate.pipeline.model_run import RunSettings
 from medgate.pipeline.plan import data_file
-from medgate.tasks import TASKS
+from medgate.tasks import TASKS, load_prompts
+from medgate.tasks.reference_prompts import PromptSource
 
 
 def _positive_int(text: str) -> int:
@@ -51,6 +52,10 @@ def add_options(parser: pytest.Parser) -> None:
                          "'allenai/scibert_scivocab_uncased' (the paper's, layer 8) or a local model folder")
     group.addoption("--bertscore-layers", dest="medgate_bertscore_layers", type=_positive_int, default=None,
                     metavar="N", help="encoder layer for BERTScore (default: the paper's 8 for SciBERT, else the last)")
+    group.addoption("--prompts", dest="medgate_prompts", default=None, metavar="SOURCE",
+                    help="'medgate' (its own prompts; default) or 'reference:DIR': the prompts of the reference "
+                         "evaluation code in DIR (a checkout of the CLUE repository or its eval/ folder), read "
+                         "without running it; models.toml's top-level 'prompts' sets it for every run")
     group.addoption("--no-cache", dest="medgate_no_cache", action="store_true",
                     help="do not read or write the generation cache")
     group.addoption("--chunk-size", dest="medgate_chunk_size", type=_positive_int, default=1024, metavar="N",
@@ -121,6 +126,10 @@ def read_run_config(config: pytest.Config) -> RunConfig:
     """Raises ConfigError (the caller makes it a usage error) on the first problem: everything
     that can be checked before a model or an encoder loads is checked here."""
     registry = load_registry(models_file(config))
+    prompt_spec, prompt_base = config.getoption("medgate_prompts"), config.invocation_params.dir
+    if prompt_spec is None and registry.prompts is not None:  # DIR relative to models.toml
+        prompt_spec, prompt_base = registry.prompts, registry.path.parent
+    prompts = load_prompts(prompt_spec or "medgate", prompt_base)
     no_cache = config.getoption("medgate_no_cache")
     if config.getoption("medgate_rejudge") and no_cache:
         raise ConfigError("--rejudge reads the generation cache: it cannot be combined with --no-cache")
@@ -131,7 +140,7 @@ def read_run_config(config: pytest.Config) -> RunConfig:
     baselines_opt = config.getoption("medgate_baselines_dir")
     baselines_dir = Path(baselines_opt).expanduser().resolve() if baselines_opt else reports_dir / "baselines"
     limit = config.getoption("medgate_limit")
-    against = _against(config, registry, baselines_dir, data_dir, limit)
+    against = _against(config, registry, baselines_dir, data_dir, limit, prompts)
     models = _models(config, registry, against)
     save_name, compare_name = config.getoption("medgate_save_baseline"), config.getoption("medgate_baseline")
     for name in (save_name, compare_name):
@@ -152,6 +161,7 @@ def read_run_config(config: pytest.Config) -> RunConfig:
     settings = RunSettings(
         data_dir=data_dir, data_source=source, limit=limit, scoring=scoring, cache_path=cache_path,
         chunk_size=config.getoption("medgate_chunk_size"), rejudge=config.getoption("medgate_rejudge"),
+        prompts=prompts,
     )
     return RunConfig(
         models=models, settings=settings, reports_dir=reports_dir, baselines_dir=baselines_dir,
@@ -184,7 +194,7 @@ def _models(config: pytest.Config, registry: Registry, against: Against | None) 
 
 
 def _against(config: pytest.Config, registry: Registry, baselines_dir: Path, data_dir: Path,
-             limit: int | None) -> Against | None:
+             limit: int | None, prompts: PromptSource) -> Against | None:
     given = config.getoption("medgate_against")
     if given is None:
         return None
@@ -200,14 +210,14 @@ def _against(config: pytest.Config, registry: Registry, baselines_dir: Path, dat
         raise ConfigError(f"--against {given}: {exc}") from None
     if baseline is not None:
         check_baseline(baselines_dir, baseline, [spec.name])
-        check_baseline_fits(baselines_dir, baseline, spec.name, _expected_provenance(data_dir, limit))
+        check_baseline_fits(baselines_dir, baseline, spec.name, _expected_provenance(data_dir, limit, prompts))
     return Against(spec, baseline)
 
 
-def _expected_provenance(data_dir: Path, limit: int | None) -> dict[str, dict[str, object]]:
-    """What a baseline of this run's data must have recorded, per task whose file is present."""
+def _expected_provenance(data_dir: Path, limit: int | None, prompts: PromptSource) -> dict[str, dict[str, object]]:
+    """What a baseline of this run's data and prompts must have recorded, per task whose file is present."""
     out: dict[str, dict[str, object]] = {}
-    for task in TASKS.values():
+    for task in (t.with_prompts(prompts) for t in TASKS.values()):
         try:
             path = data_file(task, data_dir)
         except MissingDataFile:

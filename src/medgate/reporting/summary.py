@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import platform
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 from medgate.core.io import atomic_write
 from medgate.core.outcome import Outcome
@@ -75,9 +75,19 @@ def environment_properties(outcomes: Sequence[Outcome]) -> dict[str, str]:
             props[f"dataset.{task}"] = f"{prov['dataset_hash']} ({prov.get('data_source', '?')})"
         if "decoding" in prov:
             props[f"decoding.{task}"] = json.dumps(prov["decoding"], sort_keys=True)
+        if "prompts" in prov:
+            props[f"prompts.{task}"] = prompts_label(prov)
     for package, found in package_versions().items():
         props[f"package.{package}"] = found
     return props
+
+
+def prompts_label(prov: Mapping[str, Any]) -> str:
+    """Which prompts a result used: medgate's own, or the reference's at a commit with a template hash."""
+    if prov.get("prompts") != "reference":
+        return f"{prov.get('prompts', 'medgate')} ({prov.get('prompt_version', '?')})"
+    return (f"reference (commit {prov.get('reference_commit', '?')}, templates sha256 "
+            f"{str(prov.get('prompt_templates_sha256', '?'))[:12]})")
 
 
 def scoring_notes(outcomes: Sequence[Outcome]) -> dict[str, str]:

@@ -6,11 +6,13 @@ model-based metric (BERTScore loads its encoder, and keeps scores in the store i
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
+from medgate.core.errors import ConfigError
 from medgate.core.types import BatchScores, Chat, MetricSpec, PromptContext, Sample, ScoringConfig
+from medgate.tasks.reference_prompts import PromptSource, ReferenceScript
 
 FEWSHOT_SEED = 1  # PROTOCOL.md: random.seed(1); random.shuffle(items)
 
@@ -22,7 +24,9 @@ class TaskSpec:
     ``score_sample`` scores one output; tasks whose metrics work on batches (BERTScore) give
     ``score_batch`` instead. ``prepare`` turns loaded samples into the items to prompt when that
     depends on the model's tokenizer (LongHealth packs documents to the context budget).
-    ``notes`` turns the totals of the items' ``meta`` into lines for the report.
+    ``notes`` turns the totals of the items' ``meta`` into lines for the report. ``reference``
+    says where the task's prompts live in the reference code and what changes when a run uses
+    them (``with_prompts``).
     """
 
     name: str
@@ -39,6 +43,7 @@ class TaskSpec:
     prepare: Callable[[list[Sample], PromptContext], list[Sample]] | None = None
     notes: Callable[[Mapping[str, int]], dict[str, str]] | None = None
     alt_filenames: tuple[str, ...] = ()  # other accepted names, tried in order after ``filename``
+    reference: ReferenceScript | None = None
 
     def __post_init__(self) -> None:
         if (self.score_sample is None) == (self.score_batch is None):
@@ -46,6 +51,17 @@ class TaskSpec:
         for key, spec in self.metrics.items():
             if key != spec.name:
                 raise ValueError(f"task {self.name}: metric {key!r} is declared under the name {spec.name!r}")
+
+    def with_prompts(self, prompts: PromptSource) -> TaskSpec:
+        """This task as a run with these prompts builds it: itself for medgate's own prompts; in
+        reference mode, the reference's prompt builder (and loader, packing) with a prompt version
+        that holds the templates' hash."""
+        if not prompts.is_reference:
+            return self
+        if self.reference is None or self.name not in prompts.templates:
+            raise ConfigError(f"task {self.name}: no reference prompts to use")
+        changes = dict(self.reference.variant(prompts.templates[self.name]))
+        return replace(self, prompt_version=prompts.prompt_version(self.name, self.prompt_version), **changes)
 
     @property
     def metric_names(self) -> list[str]:
@@ -90,6 +106,26 @@ def fewshot_chat(system: str, user_text: Callable[[Sample], str], sample: Sample
         chat += [{"role": "user", "content": user_text(shot)}, {"role": "assistant", "content": answer(shot)}]
     chat.append({"role": "user", "content": user_text(sample)})
     return chat
+
+
+def fewshot_script(file: str, user: tuple[str, ...], answer: tuple[str, ...],
+                   values: Callable[[Sample], Mapping[str, str]], answer_template: str = "assistant_response_template",
+                   ) -> ReferenceScript:
+    """A few-shot task's reference script: ``sys_prompt`` used verbatim, ``user_prompt_template``
+    with the ``user`` placeholders and the answer template with the ``answer`` ones, each filled
+    with ``str.format`` from ``values`` (the reference's field values of an item)."""
+
+    def variant(texts: Mapping[str, str]) -> dict[str, Any]:
+        system, user_template, answer_text = texts["sys_prompt"], texts["user_prompt_template"], texts[answer_template]
+
+        def build_prompt(sample: Sample, shots: Sequence[Sample]) -> Chat:
+            return fewshot_chat(system, lambda s: user_template.format(**values(s)), sample, shots,
+                                answer=lambda s: answer_text.format(**values(s)))
+
+        return {"build_prompt": build_prompt}
+
+    constants = {"sys_prompt": None, "user_prompt_template": user, answer_template: answer}
+    return ReferenceScript(file=file, constants=constants, variant=variant)
 
 
 def split_fewshot(samples: Sequence[Sample], k: int, seed: int = FEWSHOT_SEED) -> tuple[list[Sample], list[Sample]]:

@@ -4,33 +4,43 @@ questions that cannot be answered from the documents given.
 Protocol (PROTOCOL.md): ``benchmark_v5.json``; zero-shot; 50 new tokens; the answer begins
 "The correct answer is", then the letter and a colon. Documents are packed to a token budget
 with the model's own tokenizer: first the documents holding the answer, then others until the
-budget is full, the overflowing document cut at the budget, then all shuffled.
+budget is full, the overflowing document cut at the budget, then all shuffled. The budget is what
+is left of a limit on system + user message once the template, question, options and separators
+are counted: 8,140 tokens for task 1 (the reference's), the context for tasks 2 and 3; both leave
+the answer's 50 tokens and 64 for the chat template's markup.
 - Task 1: the patient's own documents, 5 prompts per question (each a new shuffle).
 - Tasks 2 and 3: option F "cannot be answered" is added; 10 prompts per question, each with 10
   documents of other patients as distractors. Even variants (task 3) carry distractors only
   (gold F); odd variants (task 2) carry the answer documents too (gold: the right letter).
 Every prompt records tokens kept and cut and whether an answer span was cut.
+The gold letter: the one option equal to ``correct`` after stripping (an ambiguous or missing
+match is a data error). With the reference's prompts: its rule, the first option in the file's
+key order whose text contains ``correct``, and its raw texts, separator and option layout.
 """
 
 from __future__ import annotations
 
 import random
 import re
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from medgate.core.errors import DataError
 from medgate.core.types import Chat, MetricSpec, PromptContext, Sample
 from medgate.tasks.base import TaskSpec
 from medgate.tasks.files import check_text, check_unique, read_json, require_text
+from medgate.tasks.reference_prompts import ReferenceScript
 
 LETTERS = ("A", "B", "C", "D", "E")
 OPTION_F = "Question cannot be answered with provided documents"
 TASK1_PROMPTS, TASK23_PROMPTS, DISTRACTORS = 5, 10, 10
-REFERENCE_TASK1_BUDGET = 8140  # the reference's task-1 budget, before the system prompt
+REFERENCE_TASK1_BUDGET = 8140  # the reference's task-1 limit on system + user message
 MAX_NEW_TOKENS = 50
+TEMPLATE_MARGIN = 64  # tokens left for the chat template's markup around the messages
 ANSWER_RE = re.compile(r"The correct answer is (\w):")
 SEPARATOR = "\n\n" + "-" * 12 + " next document " + "-" * 12 + "\n\n"
+REFERENCE_SEPARATOR = "\n\n" + "-" * 14 + "\n\n"  # PROTOCOL.md, "Reference prompts"
 
 SYSTEM = (
     "You are a physician reviewing a patient's discharge documents to answer a multiple-choice "
@@ -41,7 +51,17 @@ SYSTEM = (
 
 
 def load_samples(path: Path) -> list[Sample]:
-    """One sample per question; each carries its patient's documents and the pool of all documents."""
+    """One sample per question; each carries its patient's documents and the pool of all documents.
+    The gold letter: the one option that equals ``correct`` after stripping."""
+    return _load(path, reference=False)
+
+
+def load_samples_reference(path: Path) -> list[Sample]:
+    """As ``load_samples``, with the reference's gold rule and its raw texts (reference prompts)."""
+    return _load(path, reference=True)
+
+
+def _load(path: Path, *, reference: bool) -> list[Sample]:
     data = read_json(path)
     if not isinstance(data, dict) or not data:
         raise DataError(path, "expected a JSON object of patients {patient_id: {...}}")
@@ -62,7 +82,7 @@ def load_samples(path: Path) -> list[Sample]:
     for pid, patient in data.items():
         questions = _non_empty(path, patient, "questions", list, f"patient {pid}")
         for index, question in enumerate(questions):
-            samples.append(_question_sample(path, pid, index, question, patients[pid], pool))
+            samples.append(_question_sample(path, pid, index, question, patients[pid], pool, reference))
     check_unique(path, [(f"question {s.id}", s.id, [s.id]) for s in samples], "question")
     return samples
 
@@ -97,18 +117,59 @@ def _kind(value: Any) -> str:
     return {dict: "an object", list: "a list", str: "text", type(None): "null"}.get(type(value), type(value).__name__)
 
 
+def gold_letter(options: Mapping[str, str], correct: str) -> tuple[str | None, str]:
+    """medgate's rule: the one option equal to ``correct`` after stripping. Returns the letter, or
+    None and why not."""
+    matching = [letter for letter, text in options.items() if text.strip() == correct.strip()]
+    if len(matching) == 1:
+        return matching[0], ""
+    if matching:
+        return None, (f"options {', '.join(matching)} all equal the correct answer {correct.strip()!r}: "
+                      "the gold is ambiguous")
+    hint = ""
+    if re.fullmatch(r"[A-Ea-e]", correct.strip()):
+        hint = " ('correct' holds a letter; LongHealth's 'correct' is the text of the right option)"
+    return None, f"no option equals the correct answer {correct.strip()!r}{hint}"
+
+
+def reference_options(question: Mapping[str, Any]) -> dict[str, str]:
+    """The options as the reference lists them: the question's keys in the file's order that start
+    with 'answer' (not 'answer_location'), lettered by their suffix, upper-cased, texts as read."""
+    return {key.split("_", 1)[-1].upper(): value for key, value in question.items()
+            if key.startswith("answer") and key != "answer_location"}
+
+
+def reference_gold_letter(question: Mapping[str, Any]) -> str | None:
+    """The reference's rule: the first option, in the file's key order, whose text contains
+    ``correct`` (unstripped); None when none does."""
+    correct = question["correct"]
+    return next((letter for letter, text in reference_options(question).items() if correct in text), None)
+
+
 def _question_sample(path: Path, pid: str, index: int, q: Any, texts: dict[str, str],
-                     pool: list[tuple[str, str, str]]) -> Sample:
+                     pool: list[tuple[str, str, str]], reference: bool) -> Sample:
     item = f"patient {pid}, question {index}"
     if not isinstance(q, dict):
         raise DataError(path, "expected an object", item=item)
     for field in ("question", "correct", *(f"answer_{l.lower()}" for l in LETTERS)):
         require_text(path, q, field, item)
-    options = {letter: q[f"answer_{letter.lower()}"].strip() for letter in LETTERS}
-    correct = q["correct"].strip()
-    matching = [l for l in LETTERS if options[l] == correct] or [l for l in LETTERS if correct in options[l]]
-    if not matching:
-        raise DataError(path, f"no option contains the correct answer {correct!r}", item=item, field="correct")
+    if reference:
+        options = reference_options(q)
+        for letter, text in options.items():
+            if not isinstance(text, str):
+                raise DataError(path, f"expected text, got {type(text).__name__}", item=item,
+                                field=f"answer_{letter.lower()}")
+        gold = reference_gold_letter(q)
+        if gold is None:  # the reference would score every answer wrong; medgate refuses the item
+            raise DataError(path, f"no option contains the correct answer {q['correct']!r} (the reference's rule)",
+                            item=item, field="correct")
+        question_text = q["question"]
+    else:
+        options = {letter: q[f"answer_{letter.lower()}"].strip() for letter in LETTERS}
+        gold, problem = gold_letter(options, q["correct"])
+        if gold is None:
+            raise DataError(path, problem, item=item, field="correct")
+        question_text = q["question"].strip()
     location = q.get("answer_location")
     if not isinstance(location, dict) or not location:
         raise DataError(path, "missing or empty", item=item, field="answer_location")
@@ -126,25 +187,29 @@ def _question_sample(path: Path, pid: str, index: int, q: Any, texts: dict[str, 
     qid = f"{pid}-q{q.get('No', index)}"
     return Sample(
         id=qid,
-        fields={"patient": pid, "question": q["question"].strip(), "options": options, "texts": texts,
+        fields={"patient": pid, "question": question_text, "options": options, "texts": texts,
                 "spans": spans, "pool": pool},
-        reference=matching[0],
+        reference=gold,
     )
 
 
 def pack(documents: Sequence[tuple[str, str]], answer_keys: set[str], spans: dict[str, list[tuple[float, float]]],
-         budget: int, ctx: PromptContext) -> tuple[list[str], dict[str, Any]]:
+         budget: int, ctx: PromptContext, counts: dict[str, int] | None = None) -> tuple[list[str], dict[str, Any]]:
     """Fit (key, text) documents, answer documents first, into ``budget`` tokens.
 
     Returns the kept texts (in packing order) and counts: tokens kept and cut, and whether any
-    answer span fell outside what was kept.
+    answer span fell outside what was kept. ``counts`` keeps documents' token counts between calls
+    (each document is packed into many prompts).
     """
+    counts = {} if counts is None else counts
     ordered = [d for d in documents if d[0] in answer_keys] + [d for d in documents if d[0] not in answer_keys]
     kept: list[str] = []
     used = cut = 0
     answer_cut = False
     for key, text in ordered:
-        n = ctx.count_tokens(text)
+        if text not in counts:
+            counts[text] = ctx.count_tokens(text)
+        n = counts[text]
         room = budget - used
         if n <= room:
             kept.append(text)
@@ -161,62 +226,133 @@ def pack(documents: Sequence[tuple[str, str]], answer_keys: set[str], spans: dic
     return kept, {"tokens_kept": used, "tokens_cut": cut, "answer_span_cut": answer_cut, "prompts": 1}
 
 
+@dataclass(frozen=True)
+class Layout:
+    """What a prompt looks like: the system message, the document separator, and the user message
+    made of documents, question and options (medgate's own, or the reference's)."""
+
+    system: str
+    separator: str
+    render: Callable[[Sequence[str], str, Mapping[str, str]], str]
+
+    def chat(self, documents: Sequence[str], question: str, options: Mapping[str, str]) -> Chat:
+        return [{"role": "system", "content": self.system},
+                {"role": "user", "content": self.render(documents, question, options)}]
+
+
+def _question_block(question: str, options: Mapping[str, str]) -> str:
+    return "\n".join([f"Question: {question}"] + [f"{letter}: {text}" for letter, text in options.items()])
+
+
+def _medgate_user(docs: Sequence[str], question: str, options: Mapping[str, str]) -> str:
+    return SEPARATOR.join(docs) + "\n\n" + _question_block(question, options)
+
+
+MEDGATE_LAYOUT = Layout(SYSTEM, SEPARATOR, _medgate_user)
+
+
+def reference_layout(texts: Mapping[str, str]) -> Layout:
+    """The reference's prompt (PROTOCOL.md): its ``prompt_template`` filled with the documents
+    joined by its separator, the question and the options as ``A: text`` lines."""
+    template = texts["prompt_template"]
+
+    def render(docs: Sequence[str], question: str, options: Mapping[str, str]) -> str:
+        lines = "\n".join(f"{letter}: {text}" for letter, text in options.items())
+        return template.format(documents=REFERENCE_SEPARATOR.join(docs), question_text=question, options=lines)
+
+    return Layout(texts["sys_prompt"], REFERENCE_SEPARATOR, render)
+
+
+def limits(context_len: int) -> tuple[int, int]:
+    """Tokens that system + user message may take: task 1 within the reference's 8,140 and tasks
+    2 and 3 within the context, each leaving the answer's tokens and the chat template's markup."""
+    room = context_len - MAX_NEW_TOKENS - TEMPLATE_MARGIN
+    return min(REFERENCE_TASK1_BUDGET, room), room
+
+
+def _fit(candidates: Sequence[tuple[str, str]], answer_keys: set[str], spans: dict[str, list[tuple[float, float]]],
+         limit: int, ctx: PromptContext, layout: Layout, question: str, options: Mapping[str, str],
+         rng: random.Random, where: str, counts: dict[str, int]) -> tuple[list[str], dict[str, Any]]:
+    """Pack documents so that system + user message, as rendered, count at most ``limit`` tokens.
+
+    The template, question, options and one separator per document are counted before documents
+    are added; the rendered prompt is then measured, and the document budget shrinks by any excess
+    (token counts of parts need not add up to the count of the whole)."""
+    state = rng.getstate()
+    system = ctx.count_tokens(layout.system)
+    fixed = ctx.count_tokens(layout.render([], question, options))
+    fixed += ctx.count_tokens(layout.separator) * len(candidates)
+    budget = limit - system - fixed
+    while True:
+        if budget <= 0:
+            raise DataError(where, f"{limit} tokens (the context of {ctx.context_len}) leave no room for documents")
+        docs, info = pack(candidates, answer_keys, spans, budget, ctx, counts)
+        rng.setstate(state)
+        rng.shuffle(docs)
+        total = system + ctx.count_tokens(layout.render(docs, question, options))
+        if total <= limit:
+            return docs, info
+        budget -= total - limit
+
+
 def prepare(samples: list[Sample], ctx: PromptContext) -> list[Sample]:
-    """Expand each question into its task-1 and task-2/3 prompts, packed to the context budget."""
-    system_tokens = ctx.count_tokens(SYSTEM)
+    """Expand each question into its task-1 and task-2/3 prompts, packed to the token limits."""
+    return prepare_with(MEDGATE_LAYOUT, samples, ctx)
+
+
+def prepare_with(layout: Layout, samples: list[Sample], ctx: PromptContext) -> list[Sample]:
+    limit1, limit23 = limits(ctx.context_len)
+    counts: dict[str, int] = {}  # token counts of whole documents, each counted once
     out = []
     for sample in samples:
         f = sample.fields
         own = list(f["texts"].items())
         answer_keys = set(f["spans"])
-        # Room for the question, the options, separators and the answer; the reference left none.
-        reserve = ctx.count_tokens(_question_block(f["question"], f["options"], with_f=True)) + MAX_NEW_TOKENS + 64
-        reserve += ctx.count_tokens(SEPARATOR) * (len(own) + DISTRACTORS)
-        budget1 = min(REFERENCE_TASK1_BUDGET - system_tokens, ctx.context_len - system_tokens - reserve)
-        budget23 = ctx.context_len - system_tokens - reserve
-        if budget23 <= 0:
-            raise DataError(f["patient"], f"the context of {ctx.context_len} tokens leaves no room for documents",
-                            item=sample.id)
+        where = f"patient {f['patient']}"
+        options1 = dict(f["options"])
+        options23 = dict(options1, F=OPTION_F)
         for variant in range(TASK1_PROMPTS):
             rng = random.Random(f"{sample.id}/task1/{variant}")
-            docs, info = pack(own, answer_keys, f["spans"], budget1, ctx)
-            rng.shuffle(docs)
-            out.append(_variant(sample, 1, variant, docs, sample.reference, info, with_f=False))
+            docs, info = _fit(own, answer_keys, f["spans"], limit1, ctx, layout, f["question"], options1, rng, where,
+                              counts)
+            out.append(_variant(sample, 1, variant, docs, sample.reference, info, options1))
         others = [(f"{p}/{k}", t) for p, k, t in f["pool"] if p != f["patient"]]
         for variant in range(TASK23_PROMPTS):
             rng = random.Random(f"{sample.id}/task23/{variant}")
             distractors = rng.sample(others, min(DISTRACTORS, len(others)))
             with_answer = variant % 2 == 1
             candidates = ([d for d in own if d[0] in answer_keys] if with_answer else []) + distractors
-            docs, info = pack(candidates, answer_keys if with_answer else set(), f["spans"], budget23, ctx)
-            rng.shuffle(docs)
+            docs, info = _fit(candidates, answer_keys if with_answer else set(), f["spans"], limit23, ctx, layout,
+                              f["question"], options23, rng, where, counts)
             task, gold = (2, sample.reference) if with_answer else (3, "F")
-            out.append(_variant(sample, task, variant, docs, gold, info, with_f=True))
+            out.append(_variant(sample, task, variant, docs, gold, info, options23))
     return out
 
 
 def _variant(sample: Sample, task: int, variant: int, docs: list[str], gold: str, info: dict[str, Any],
-             with_f: bool) -> Sample:
-    f = sample.fields
-    options = dict(f["options"], **({"F": OPTION_F} if with_f else {}))
+             options: dict[str, str]) -> Sample:
     return Sample(
         id=f"{sample.id}-task{task}-v{variant}",
-        fields={"task": task, "documents": docs, "question": f["question"], "options": options},
+        fields={"task": task, "documents": docs, "question": sample.fields["question"], "options": options},
         reference=gold, meta=info,
     )
 
 
-def _question_block(question: str, options: dict[str, str], *, with_f: bool) -> str:
-    lines = [f"Question: {question}"] + [f"{letter}: {text}" for letter, text in options.items()]
-    if with_f and "F" not in options:
-        lines.append(f"F: {OPTION_F}")
-    return "\n".join(lines)
-
-
 def build_prompt(sample: Sample, shots: Sequence[Sample]) -> Chat:
     f = sample.fields
-    body = SEPARATOR.join(f["documents"]) + "\n\n" + _question_block(f["question"], f["options"], with_f=False)
-    return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": body}]
+    return MEDGATE_LAYOUT.chat(f["documents"], f["question"], f["options"])
+
+
+def reference_variant(texts: Mapping[str, str]) -> dict[str, Any]:
+    """The task's fields with the reference's prompts: its layout for packing and prompts, its
+    gold rule and raw texts for loading."""
+    layout = reference_layout(texts)
+
+    def build(sample: Sample, shots: Sequence[Sample]) -> Chat:
+        return layout.chat(sample.fields["documents"], sample.fields["question"], sample.fields["options"])
+
+    return {"load_samples": load_samples_reference, "build_prompt": build,
+            "prepare": lambda samples, ctx: prepare_with(layout, samples, ctx)}
 
 
 def parse_answer(text: str) -> str | None:
@@ -250,5 +386,9 @@ TASK = TaskSpec(
     score_sample=score_sample,
     prepare=prepare,
     notes=packing_notes,
-    prompt_version="longhealth-1",
+    prompt_version="longhealth-2",
+    reference=ReferenceScript(file="eval_LongHealth.py",
+                              constants={"sys_prompt": None,
+                                         "prompt_template": ("documents", "question_text", "options")},
+                              variant=reference_variant),
 )

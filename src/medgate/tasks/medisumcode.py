@@ -4,7 +4,10 @@ Protocol (PROTOCOL.md): JSON list of {hadm_id, text, icd_codes: [{code, descript
 without dots, 1 few-shot example answered "ICD-10 Codes: A, B", 512 new tokens. Codes are parsed
 with the reference pattern and dots removed. Exact P/R/F1 on code lists, approximate P/R/F1 on
 sets of 3-character prefixes, and the share of parsed codes that exist in ICD-10-CM.
-Fix: a document without gold codes is a data error, not a division by zero.
+A document without gold codes is scored as the reference scores it (its empty gold string splits
+into one empty "code": recall 0, precision 0 whenever codes were predicted) and listed by id in
+the scoring notes; it never fails the task. The reference's prompts get the text as read and the
+codes of ``icd_codes`` as read, joined with ", ".
 """
 
 from __future__ import annotations
@@ -14,9 +17,9 @@ from pathlib import Path
 from typing import Sequence
 
 from medgate.core.errors import DataError
-from medgate.core.types import Chat, MetricSpec, Sample
+from medgate.core.types import BatchScores, Chat, MetricSpec, Sample, ScoringConfig
 from medgate.metrics.sets import prf
-from medgate.tasks.base import TaskSpec, fewshot_chat
+from medgate.tasks.base import TaskSpec, fewshot_chat, fewshot_script
 from medgate.tasks.files import check_unique, read_json_list, require_text
 
 CODE_RE = re.compile(r"\b[A-TV-Z][0-9]{2}(?:\.?[0-9A-Z]{1,4})?\b")
@@ -48,18 +51,18 @@ def load_samples(path: Path) -> list[Sample]:
         codes = row.get("icd_codes")
         if not isinstance(codes, list):
             raise DataError(path, "missing field" if codes is None else "expected a list", item=index, field="icd_codes")
-        if not codes:
-            raise DataError(path, "no gold codes: recall would divide by zero", item=index, field="icd_codes")
-        gold = []
+        gold, raw_codes = [], []
         for position, entry in enumerate(codes):
             code = entry.get("code") if isinstance(entry, dict) else None
             if not isinstance(code, str) or not code.strip():
                 raise DataError(path, "expected {code, description} with a code", item=index, field=f"icd_codes[{position}].code")
             gold.append(gold_code(path, code, index, f"icd_codes[{position}].code"))
+            raw_codes.append(code)
         hadm_id = row["hadm_id"]
         if not isinstance(hadm_id, (str, int)) or isinstance(hadm_id, bool) or not str(hadm_id).strip():
             raise DataError(path, f"expected a text or number id, got {hadm_id!r}", item=index, field="hadm_id")
-        samples.append(Sample(id=str(hadm_id), fields={"text": text}, reference=gold))
+        raw = {"text": text, "codes": ", ".join(raw_codes)}  # the reference's values, for its prompts
+        samples.append(Sample(id=str(hadm_id), fields={"text": text, "raw": raw}, reference=gold))
         seen.append((f"item {index}", str(hadm_id), [text.strip(), gold]))
     if not samples:
         raise DataError(path, "no items")
@@ -94,6 +97,8 @@ def build_prompt(sample: Sample, shots: Sequence[Sample]) -> Chat:
 
 
 def score_codes(predicted: Sequence[str], gold: Sequence[str]) -> dict[str, float]:
+    """Exact, approximate and validity scores of one item. Without gold codes every P/R/F1 is 0,
+    as in the reference (its one empty "code" is never predicted, and is never a prediction)."""
     exact = prf(predicted, gold)
     approx = prf({c[:3] for c in predicted}, {c[:3] for c in gold})
     valid = sum(map(is_valid_code, predicted)) / len(predicted) if predicted else 0.0
@@ -108,6 +113,16 @@ def score_sample(output: str, sample: Sample) -> dict[str, float]:
     return score_codes(parse_codes(output), sample.reference)
 
 
+def score_batch(outputs: Sequence[str], samples: Sequence[Sample], scoring: ScoringConfig) -> BatchScores:
+    """Every item scored; those without gold codes are named in the scoring notes."""
+    batch = BatchScores([score_sample(o, s) for o, s in zip(outputs, samples)])
+    without = [s.id for s in samples if not s.reference]
+    if without:
+        batch.notes["no_gold_codes"] = (f"{len(without)} item(s) without gold codes, scored as the reference scores "
+                                        f"them (P/R/F1 0): {', '.join(without)}")
+    return batch
+
+
 # exact: on code lists; approx: on sets of 3-character categories; valid_ratio: parsed codes found in ICD-10-CM
 METRICS = ("exact_p", "exact_r", "exact_f1", "approx_p", "approx_r", "approx_f1", "valid_ratio")
 
@@ -120,6 +135,8 @@ TASK = TaskSpec(
     metrics={name: MetricSpec(name) for name in METRICS},
     load_samples=load_samples,
     build_prompt=build_prompt,
-    score_sample=score_sample,
+    score_batch=score_batch,
     prompt_version="medisumcode-1",
+    reference=fewshot_script("eval_MeDiSumCode.py", user=("text",), answer=("codes",),
+                             values=lambda s: s.fields["raw"]),
 )

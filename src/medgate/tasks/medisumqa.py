@@ -12,7 +12,7 @@ from typing import Sequence
 from medgate.core.errors import DataError
 from medgate.core.types import BatchScores, Chat, Sample, ScoringConfig
 from medgate.metrics.text import score_texts, text_metrics
-from medgate.tasks.base import TaskSpec, fewshot_chat
+from medgate.tasks.base import TaskSpec, fewshot_chat, fewshot_script
 from medgate.tasks.files import check_unique, read_json_list, require_text
 
 SYSTEM = (
@@ -29,7 +29,9 @@ def load_samples(path: Path) -> list[Sample]:
         question = require_text(path, row, "Question", index)
         answer = require_text(path, row, "Answer", index)
         item_id = str(row.get("id", index))
-        samples.append(Sample(id=item_id, fields={"summary": summary, "question": question}, reference=answer))
+        raw = {"discharge_summary": summary, "Question": question, "Answer": answer}  # for the reference's prompts
+        fields = {"summary": summary, "question": question, "raw": raw}
+        samples.append(Sample(id=item_id, fields=fields, reference=answer))
         seen.append((f"item {index}", item_id, [summary.strip(), question.strip(), answer.strip()]))
     if not samples:
         raise DataError(path, "no items")
@@ -60,4 +62,6 @@ TASK = TaskSpec(
     build_prompt=build_prompt,
     score_batch=score_batch,
     prompt_version="medisumqa-1",
+    reference=fewshot_script("eval_MeDiSumQA.py", user=("discharge_summary", "Question"), answer=("Answer",),
+                             values=lambda s: s.fields["raw"]),
 )

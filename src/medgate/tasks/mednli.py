@@ -3,7 +3,8 @@
 Protocol (PROTOCOL.md): 3 few-shot examples, 20 new tokens, accuracy. An output is correct when
 the upper-cased gold label occurs exactly once in the upper-cased output; the reference rule is
 kept as it is (so "NOT ENTAILMENT" counts as entailment and a repeated label scores 0). The share
-of outputs that name no valid label is reported beside it.
+of outputs that name no valid label is reported beside it. medgate's few-shot answers are the
+upper-cased labels; with the reference's prompts they are the raw labels, as the reference writes them.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Sequence
 
 from medgate.core.errors import DataError
 from medgate.core.types import Chat, MetricSpec, Sample
-from medgate.tasks.base import TaskSpec, fewshot_chat
+from medgate.tasks.base import TaskSpec, fewshot_chat, fewshot_script
 from medgate.tasks.files import check_unique, read_jsonl, require_text
 
 LABELS = ("ENTAILMENT", "NEUTRAL", "CONTRADICTION")
@@ -41,7 +42,9 @@ def load_samples(path: Path) -> list[Sample]:
         pair_id = row.get("pairID", f"line-{number}")
         if not isinstance(pair_id, (str, int)) or isinstance(pair_id, bool) or not str(pair_id).strip():
             raise DataError(path, f"expected a text or number id, got {pair_id!r}", item=item, field="pairID")
-        samples.append(Sample(id=str(pair_id), fields={"sentence1": premise, "sentence2": hypothesis}, reference=gold))
+        raw = {"sentence1": premise, "sentence2": hypothesis, "gold_label": row["gold_label"]}  # for reference prompts
+        samples.append(Sample(id=str(pair_id), fields={"sentence1": premise, "sentence2": hypothesis, "raw": raw},
+                              reference=gold))
         seen.append((item, str(pair_id), [premise.strip(), hypothesis.strip()]))
     if not samples:
         raise DataError(path, "no items")
@@ -82,4 +85,7 @@ TASK = TaskSpec(
     build_prompt=build_prompt,
     score_sample=score_sample,
     prompt_version="mednli-1",
+    # the reference's prompts: premise, hypothesis and the raw label, as read
+    reference=fewshot_script("eval_mednli.py", user=("sentence1", "sentence2"), answer=("gold_label",),
+                             values=lambda sample: sample.fields["raw"]),
 )

@@ -1,7 +1,8 @@
 """MeQSum: summarise a consumer health question into one short question.
 
 Protocol (PROTOCOL.md): sheet ``QS`` of the xlsx (File, CHQ, Summary), 3 few-shot examples,
-512 new tokens, ROUGE-1/2/L and BERTScore P/R/F1; summaries are used as they are.
+512 new tokens, ROUGE-1/2/L and BERTScore P/R/F1; summaries are used as they are (medgate strips
+surrounding whitespace; the reference's prompts get the cells unstripped).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Sequence
 from medgate.core.errors import DataError
 from medgate.core.types import BatchScores, Chat, Sample, ScoringConfig
 from medgate.metrics.text import score_texts, text_metrics
-from medgate.tasks.base import TaskSpec, fewshot_chat
+from medgate.tasks.base import TaskSpec, fewshot_chat, fewshot_script
 from medgate.tasks.files import check_text, check_unique, read_table, require_columns
 
 SHEET = "QS"
@@ -36,7 +37,9 @@ def load_samples(path: Path) -> list[Sample]:
         item = f"{line} {number}"
         texts = {column: check_text(path, _cell(row.get(column)) if column == "File" else row.get(column), item,
                                     column).strip() for column in COLUMNS}
-        samples.append(Sample(id=texts["File"], fields={"question": texts["CHQ"]}, reference=texts["Summary"]))
+        raw = {"CHQ": row["CHQ"], "Summary": row["Summary"]}  # unstripped, for the reference's prompts
+        samples.append(Sample(id=texts["File"], fields={"question": texts["CHQ"], "raw": raw},
+                              reference=texts["Summary"]))
         seen.append((item, texts["File"], [texts["CHQ"], texts["Summary"]]))
     if not samples:
         raise DataError(path, "no items")
@@ -75,4 +78,5 @@ TASK = TaskSpec(
     build_prompt=build_prompt,
     score_batch=score_batch,
     prompt_version="meqsum-1",
+    reference=fewshot_script("eval_meqsum.py", user=("CHQ",), answer=("Summary",), values=lambda s: s.fields["raw"]),
 )

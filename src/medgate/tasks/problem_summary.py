@@ -5,7 +5,8 @@ Protocol (PROTOCOL.md): CSV with ``File ID``, ``Subjectives``, ``Objectives``, `
 ``Summary`` (the train file says ``Subjective Sections`` and ``Objective Sections``), 3 few-shot
 examples, 512 new tokens, ROUGE, BERTScore, UMLS concept F1. Reference summaries separate items
 with ';', which becomes ', '. Fix: a trailing ';' is dropped first (the reference meant to and
-did not), and an empty summary is a data error.
+did not), and an empty summary is a data error. The reference's prompts get the cells unstripped
+and its few-shot answers the summary with only ';' replaced, as the reference writes them.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Sequence
 from medgate.core.errors import DataError
 from medgate.core.types import BatchScores, Chat, Sample, ScoringConfig
 from medgate.metrics.text import score_texts, text_metrics
-from medgate.tasks.base import TaskSpec, fewshot_chat
+from medgate.tasks.base import TaskSpec, fewshot_chat, fewshot_script
 from medgate.tasks.files import check_text, check_unique, read_table, require_columns
 
 # test-file name -> train-file name of the same column
@@ -63,7 +64,10 @@ def load_samples(path: Path) -> list[Sample]:
         for column, value in (("Subjectives", subjective), ("Assessment", assessment)):
             if value:  # one of the two may be empty; what is there must be text
                 check_text(path, value, where, column)
-        samples.append(Sample(id=file_id, fields={"subjective": subjective, "assessment": assessment}, reference=summary))
+        raw = {"Subjectives": str(row["Subjectives"]), "Assessment": str(row["Assessment"]),
+               "Summary": str(row["Summary"]).replace(";", ", ")}  # the reference's values, for its prompts
+        samples.append(Sample(id=file_id, fields={"subjective": subjective, "assessment": assessment, "raw": raw},
+                              reference=summary))
         seen.append((item, file_id, [subjective, assessment, summary]))
     if not samples:
         raise DataError(path, "no items")
@@ -96,4 +100,6 @@ TASK = TaskSpec(
     build_prompt=build_prompt,
     score_batch=score_batch,
     prompt_version="problem_summary-1",
+    reference=fewshot_script("eval_ProblemSummary.py", user=("Subjectives", "Assessment"), answer=("Summary",),
+                             values=lambda s: s.fields["raw"]),
 )
