@@ -33,6 +33,9 @@ def fake_models(tmp_path: Path) -> Path:
         """
         default = "fake-a"
 
+        [aliases]
+        a = "fake-a"
+
         [models.fake-a]
         path = "."
         backend = "fake"

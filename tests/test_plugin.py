@@ -43,7 +43,16 @@ def test_unknown_model_is_one_usage_error_listing_known_names(suite, fake_models
     errors = [line for line in result.errlines if line.startswith("ERROR:")]
     assert len(errors) == 1
     assert "unknown model 'gpt-9'" in errors[0] and "known models: fake-a, fake-b" in errors[0]
+    assert errors[0].endswith("aliases: a -> fake-a")  # the names users may also type
     assert "Traceback" not in result.stderr.str()
+
+
+def test_the_design_cards_command_collects_meditron_7b_under_its_alias(suite):
+    """`pytest -n 4 --model meditron` as the design card writes it, against the shipped models.toml."""
+    result = run(suite, REPO / "models.toml", "-n", "4", "--model", "meditron", "--collect-only", "-q", "tests_medical")
+    assert result.ret == pytest.ExitCode.OK, result.stderr.str()
+    collected = [line for line in result.stdout.lines if "::" in line]
+    assert collected == [f"tests_medical/test_mednli.py::test_mednli[meditron-7b-{m}]" for m in mednli.TASK.metric_names]
 
 
 def test_malformed_models_toml_is_one_usage_error_naming_the_key(suite, tmp_path):
