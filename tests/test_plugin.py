@@ -11,7 +11,7 @@ import pytest
 
 from medgate.pipeline.plan import plan_task
 from medgate.tasks import mednli
-from tests.conftest import FIXTURES, REPO, outcomes, write_models
+from tests.conftest import FIXTURES, REPO, engine_events, outcomes, write_models
 
 MEDNLI_TEST = (REPO / "tests_medical" / "test_mednli.py").read_text()
 
@@ -95,7 +95,7 @@ def test_limit_caps_items_per_task(suite, fake_models):
 def test_one_engine_load_per_model_under_xdist(pytester, fake_models, tmp_path, monkeypatch):
     """With many tests per model, plain `load` scheduling would spread a model over both workers."""
     log = tmp_path / "loads.log"
-    monkeypatch.setenv("MEDGATE_FAKE_LOAD_LOG", str(log))
+    monkeypatch.setenv("MEDGATE_ENGINE_LOG", str(log))
     pytester.makepyfile(
         test_many="""
         import pytest
@@ -107,7 +107,7 @@ def test_one_engine_load_per_model_under_xdist(pytester, fake_models, tmp_path, 
     )
     result = run(pytester, fake_models, "-n", "2", "--model", "fake-a", "--model", "fake-b")
     result.assert_outcomes(passed=24)
-    loads = [line.split() for line in log.read_text().splitlines()]
+    loads = engine_events(log, "load")
     assert sorted(model for model, _, _ in loads) == ["fake-a", "fake-b"]
     assert all(worker.startswith("gw") for _, _, worker in loads)
 

@@ -11,10 +11,11 @@ from typing import Any, Iterator
 import pytest
 
 from medgate.core.errors import ConfigError, MedgateError, MissingDataFile
-from medgate.pipeline.model_run import ModelRun
+from medgate.plugin.dataparallel import ShardWorker
 from medgate.plugin.devices import place_worker
 from medgate.plugin.options import add_options, read_run_config
-from medgate.plugin.state import OUTCOME_PROPERTY, STATE, Controller, RunState
+from medgate.plugin.progress import GenerationProgress
+from medgate.plugin.state import OUTCOME_PROPERTY, STATE, Controller, RunState, quiet_capture
 from medgate.plugin.taskgate import ModelGate, TaskGate, error_outcome
 from medgate.tasks.base import TaskSpec
 
@@ -48,14 +49,28 @@ def pytest_configure(config: pytest.Config) -> None:
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[STATE] = state
-    if not _is_worker(config):
+    settings = run_config.settings
+    if _is_worker(config):
+        config.pluginmanager.register(ShardWorker(config, state), "medgate-shard-worker")
+    else:
         config.pluginmanager.register(Controller(state), "medgate-controller")
+        if settings.cache_path is not None and not settings.rejudge:
+            config.pluginmanager.register(GenerationProgress(settings.cache_path), "medgate-progress")
     if _runs_medical_suite(config) and getattr(config.option, "allure_report_dir", "unset") is None:
         results = run_config.reports_dir / "allure-results"
         if not _is_worker(config):
             # Cleared here by the controller: --clean-alluredir races under xdist.
             shutil.rmtree(results, ignore_errors=True)
         config.option.allure_report_dir = str(results)
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    workers = getattr(config.option, "numprocesses", None)
+    state = config.stash[STATE]
+    if isinstance(workers, int) and workers > len(state.config.models) and state.config.settings.cache_path is None:
+        return ("medgate: --no-cache: each model runs on one worker (splitting a model's prompts over "
+                "workers needs the generation cache)")
+    return None
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
@@ -100,11 +115,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def medgate_model(request: pytest.FixtureRequest) -> Iterator[ModelGate]:
     """The selected model's gate: its engine loads on first use, once per worker."""
     state = request.config.stash[STATE]
-    spec = state.config.models[request.param]
-    capman = request.config.pluginmanager.getplugin("capturemanager")
-    quiet = capman.global_and_fixture_disabled if capman is not None else None
-    run = ModelRun(spec, state.config.settings, quiet) if quiet else ModelRun(spec, state.config.settings)
-    gate = ModelGate(run, state)
+    gate = ModelGate(state.model_run(request.param, quiet_capture(request.config)), state)
     yield gate
     gate.close()
 

@@ -10,6 +10,9 @@ from typing import Any
 import pytest
 
 from medgate.core.outcome import Outcome
+from medgate.pipeline.board import ShardBoard
+from medgate.pipeline.model_run import ModelRun
+from medgate.pipeline.shards import Shard
 from medgate.plugin.options import RunConfig
 from medgate.tasks.base import TaskSpec
 
@@ -20,13 +23,33 @@ OUTCOME_PROPERTY = "medgate"  # the user_properties key that carries an Outcome 
 class RunState:
     config: RunConfig
     selected: dict[str, dict[str, TaskSpec]] = field(default_factory=dict)  # model -> task name -> task
+    runs: dict[str, ModelRun] = field(default_factory=dict)  # planned before the tests (data-parallel)
+    board: ShardBoard | None = None  # data-parallel generation: the shard board of this run
+    shards: dict[str, list[Shard]] = field(default_factory=dict)  # model -> its shards, on every worker
 
     def selected_tasks(self, model: str, fallback: TaskSpec) -> list[TaskSpec]:
         """The model's selected tasks (after -k/-m); the asking task when collection saw none."""
         return list(self.selected.get(model, {fallback.name: fallback}).values())
 
+    def new_run(self, name: str, quiet: Any = None) -> ModelRun:
+        spec = self.config.models[name]
+        return ModelRun(spec, self.config.settings, quiet) if quiet else ModelRun(spec, self.config.settings)
+
+    def model_run(self, name: str, quiet: Any = None) -> ModelRun:
+        """The model's run: the one planned for data-parallel generation (taken once), else a new one."""
+        run = self.runs.pop(name, None) or self.new_run(name, quiet)
+        if self.board is not None and name in self.shards:
+            run.share(self.board, self.shards[name], self.config.shard_timeout)
+        return run
+
 
 STATE = pytest.StashKey[RunState]()
+
+
+def quiet_capture(config: pytest.Config) -> Any:
+    """What lets the engine's progress bar reach the terminal through pytest's capture."""
+    capman = config.pluginmanager.getplugin("capturemanager")
+    return capman.global_and_fixture_disabled if capman is not None else None
 
 
 class Controller:

@@ -4,6 +4,7 @@ this node, and how prompts count tokens."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Protocol, Sequence
 
@@ -68,3 +69,14 @@ def per_chat(params: GenParams | Sequence[GenParams], n: int) -> list[GenParams]
     if len(listed) != n:
         raise ValueError(f"{len(listed)} decoding settings for {n} chats")
     return listed
+
+
+def log_engine_event(spec: ModelSpec, event: str, count: int | None = None) -> None:
+    """With ``MEDGATE_ENGINE_LOG`` naming a file, append "<event> <model> <pid> <worker> [count]"
+    (events: load, generate): how tests count engine loads and generated prompts across workers."""
+    path = os.environ.get("MEDGATE_ENGINE_LOG")
+    if not path:
+        return
+    fields = [event, spec.name, str(os.getpid()), os.environ.get("PYTEST_XDIST_WORKER", "main")]
+    with open(path, "a", encoding="utf-8") as handle:  # one short line per write: appends do not interleave
+        handle.write(" ".join(fields + ([str(count)] if count is not None else [])) + "\n")

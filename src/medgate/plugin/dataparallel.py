@@ -1,0 +1,75 @@
+"""Data-parallel generation under xdist: with more workers than selected models, each model's
+prompts are split among several workers, each with its own engine on its own GPU block.
+
+Every worker computes the same division from the same collected tests and planned prompts
+(``pipeline.shards``): nobody hands out work, so nothing changes in xdist's scheduling, and the
+tests and their ids are the same for any ``-n``. Each worker generates its shard into the shared
+generation cache *before it runs any test*; the worker that scores a model then waits on the
+shard board until every shard of it is stored. A worker never waits while holding work that
+another worker waits for, so there is no deadlock for any number of workers and models.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from medgate.pipeline.board import ShardBoard
+from medgate.pipeline.caching import Request
+from medgate.pipeline.shards import assign_shards
+from medgate.plugin.state import RunState, quiet_capture
+
+
+def data_parallel(n_workers: int, n_models: int, *, cache: bool, rejudge: bool) -> bool:
+    """Split models over workers only when workers outnumber models, and only through the cache
+    (the shards meet there); --rejudge generates nothing."""
+    return cache and not rejudge and 0 < n_models < n_workers
+
+
+class ShardWorker:
+    """Registered on each xdist worker: generates this worker's shards before its tests run."""
+
+    def __init__(self, config: pytest.Config, state: RunState) -> None:
+        self.config = config
+        self.state = state
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtestloop(self, session: pytest.Session) -> None:
+        # Before xdist's own loop starts taking tests (their commands wait in the channel).
+        self.generate_share()
+
+    def generate_share(self) -> None:
+        state, workerinput = self.state, self.config.workerinput  # type: ignore[attr-defined]
+        settings = state.config.settings
+        models = sorted(model for model, tasks in state.selected.items() if tasks)
+        n_workers = int(workerinput["workercount"])
+        if not data_parallel(n_workers, len(models), cache=settings.cache_path is not None, rejudge=settings.rejudge):
+            return
+        assert settings.cache_path is not None
+        quiet = quiet_capture(self.config)
+        requests: dict[str, list[Request]] = {}
+        weights: dict[str, list[int]] = {}
+        for model in models:
+            run = state.runs[model] = state.new_run(model, quiet)
+            try:
+                requests[model] = run.unique_requests(list(state.selected[model].values()))
+                weights[model] = run.estimates(requests[model])
+            except Exception:  # the same on every worker; the scoring worker reports it on the tests
+                requests[model], weights[model] = [], []
+        state.shards = assign_shards(weights, [f"gw{i}" for i in range(n_workers)])
+        state.board = ShardBoard(settings.cache_path, str(workerinput["testrunuid"]))
+        me = str(workerinput["workerid"])  # a replacement for a crashed worker (gwN and up) has no shard
+        for model in models:
+            for shard in state.shards[model]:
+                if shard.worker == me:
+                    try:
+                        state.runs[model].generate_shard(shard, requests[model], state.board)
+                    except Exception:  # already on the board as failed, for the scoring worker to raise
+                        pass
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        for run in self.state.runs.values():
+            run.close()
+        self.state.runs.clear()
+        if self.state.board is not None:
+            self.state.board.close()
+
