@@ -58,7 +58,7 @@ def outcomes(reports_dir: Path) -> list[dict]:
 
 def engine_events(log: Path, event: str) -> list[list[str]]:
     """The engine log's lines of one event ("load" or "generate"), as fields after the event:
-    model, pid, worker (and the prompt count for "generate")."""
+    model, pid, worker, and the devices (load) or the prompt count (generate)."""
     lines = log.read_text().splitlines() if log.exists() else []
     return [line.split()[1:] for line in lines if line.split()[0] == event]
 

@@ -63,7 +63,7 @@ def test_one_model_over_four_workers_generates_each_prompt_once_and_scores_as_wi
         runs[n] = (result, log, cache, suite.path / f"reports-{n}")
     for n, workers in (("0", ["main"]), ("2", ["gw0", "gw1"]), ("4", ["gw0", "gw1", "gw2", "gw3"])):
         result, log, cache, reports = runs[n]
-        assert sorted(worker for _, _, worker in engine_events(log, "load")) == workers  # an engine each
+        assert sorted(worker for _, _, worker, _ in engine_events(log, "load")) == workers  # an engine each
         assert generated(log) == len(rows(cache)) == PROMPTS  # every prompt exactly once, over all workers
         assert verdicts(reports) == verdicts(runs["0"][3])
         assert per_item_scores(reports) == per_item_scores(runs["0"][3])
@@ -83,7 +83,7 @@ def test_workers_are_divided_among_models_by_their_work_for_any_count(suite, fak
                          reports=f"reports-{n}")
         assert result.parseoutcomes()["passed"] == 1 and "errors" not in result.parseoutcomes()
         found = {}
-        for model, _, _ in engine_events(log, "load"):
+        for model, *_ in engine_events(log, "load"):
             found[model] = found.get(model, 0) + 1
         assert found == loads  # equal work: the spare worker goes to the model listed first
         assert generated(log) == 2 * PROMPTS

@@ -108,8 +108,8 @@ def test_one_engine_load_per_model_under_xdist(pytester, fake_models, tmp_path, 
     result = run(pytester, fake_models, "-n", "2", "--model", "fake-a", "--model", "fake-b")
     result.assert_outcomes(passed=24)
     loads = engine_events(log, "load")
-    assert sorted(model for model, _, _ in loads) == ["fake-a", "fake-b"]
-    assert all(worker.startswith("gw") for _, _, worker in loads)
+    assert sorted(model for model, *_ in loads) == ["fake-a", "fake-b"]
+    assert all(worker.startswith("gw") for _, _, worker, _ in loads)
 
 
 def test_broken_data_row_errors_the_task_with_file_line_and_field(suite, fake_models, tmp_path):

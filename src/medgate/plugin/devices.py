@@ -41,8 +41,9 @@ def assign_devices(worker_index: int, n_workers: int, gpus_per_worker: int, pool
     needed = n_workers * gpus_per_worker
     if needed > len(pool):
         raise ConfigError(
-            f"{n_workers} workers x tensor_parallel_size {gpus_per_worker} need {needed} GPUs, "
-            f"but {len(pool)} are visible ({','.join(pool)}); use fewer workers (-n) or a smaller tensor_parallel_size"
+            f"{n_workers} workers x {gpus_per_worker} GPUs per engine (tensor_parallel_size x pipeline_parallel_size) "
+            f"need {needed} GPUs, but {len(pool)} are visible ({','.join(pool)}); use fewer workers (-n) or fewer "
+            f"GPUs per engine"
         )
     start = worker_index * gpus_per_worker
     return pool[start : start + gpus_per_worker]

@@ -72,11 +72,13 @@ def per_chat(params: GenParams | Sequence[GenParams], n: int) -> list[GenParams]
 
 
 def log_engine_event(spec: ModelSpec, event: str, count: int | None = None) -> None:
-    """With ``MEDGATE_ENGINE_LOG`` naming a file, append "<event> <model> <pid> <worker> [count]"
-    (events: load, generate): how tests count engine loads and generated prompts across workers."""
+    """With ``MEDGATE_ENGINE_LOG`` naming a file, append "<event> <model> <pid> <worker> <detail>"
+    (load: the pinned CUDA_VISIBLE_DEVICES or "-"; generate: the prompt count): how tests count
+    engine loads, their devices and generated prompts across workers."""
     path = os.environ.get("MEDGATE_ENGINE_LOG")
     if not path:
         return
-    fields = [event, spec.name, str(os.getpid()), os.environ.get("PYTEST_XDIST_WORKER", "main")]
+    detail = str(count) if count is not None else os.environ.get("CUDA_VISIBLE_DEVICES") or "-"
+    fields = [event, spec.name, str(os.getpid()), os.environ.get("PYTEST_XDIST_WORKER", "main"), detail]
     with open(path, "a", encoding="utf-8") as handle:  # one short line per write: appends do not interleave
-        handle.write(" ".join(fields + ([str(count)] if count is not None else [])) + "\n")
+        handle.write(" ".join(fields) + "\n")

@@ -85,9 +85,14 @@ def whitespace_context(context_len: int) -> PromptContext:
 BACKEND = Backend(
     name="fake",
     label="fake",
-    options={"fake_reply": Option((str,), lambda v: True, "a string", "")},
+    options={
+        "fake_reply": Option((str,), lambda v: True, "a string", ""),
+        # GPUs one engine pretends to need, so tests can check each worker's pinning without a GPU
+        "fake_gpus": Option((int,), lambda v: 0 <= v <= 64, "an integer in [0, 64]", 0),
+    },
     create=FakeEngine,
     version=lambda: "0",
     engine_id=lambda spec: f"fake:{BACKEND.settings(spec)['fake_reply']}",
     prompt_context=lambda spec, location: whitespace_context(spec.max_model_len),
+    gpus=lambda spec: int(BACKEND.settings(spec)["fake_gpus"]),
 )
