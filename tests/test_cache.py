@@ -138,3 +138,35 @@ def test_engine_is_shut_down_once_the_plan_is_generated_and_not_loaded_again(fak
     assert [len(r.items) for r in results] == [5, 5] and results[0].metrics["accuracy"] > 0
     session.close()
     assert events == ["load", "close"]
+
+
+class VllmLike:
+    """Uses its progress factory as vLLM's LLM.chat does: a bar wrapping the chats while it renders
+    them, then a bar updated per finished request with the token speeds in its postfix."""
+
+    def generate(self, chats, params, *, progress=None):
+        for _ in progress(list(chats), desc="Rendering conversations"):
+            pass
+        bar = progress(total=len(chats), desc="Processed prompts", postfix="est. speed input: 0.00 toks/s")
+        for _ in chats:
+            bar.postfix = f"est. speed input: {100 / bar.format_dict['elapsed']:.2f} toks/s, output: 0.00 toks/s"
+            bar.update(1)
+        bar.close()
+        return [Completion("x", prompt_tokens=10, completion_tokens=2, finish_reason="stop") for _ in chats]
+
+
+def test_a_fill_reports_prompts_and_tokens_as_a_vllm_engine_moves_its_bars(tmp_path):
+    from medgate.core.types import GenParams
+    from medgate.pipeline.caching import CachingEngine
+
+    cache = GenerationCache(tmp_path / "g.sqlite")
+    cache.put_many("m", [("k0", Completion("cached", 1, 1, "stop"))])
+    seen: list[tuple[int, int]] = []
+    engine = CachingEngine(VllmLike, cache, model="m", chunk_size=3)
+    requests = [(f"k{i}", [{"role": "user", "content": f"q{i}"}], GenParams(max_tokens=4)) for i in range(8)]
+    engine.fill(requests, "all tasks", on_progress=lambda done, tokens: seen.append((done, tokens)))
+    done = [d for d, _ in seen]
+    assert done[0] == 1 and done == sorted(done) and done[-1] == 8  # the cached one first, then each prompt
+    assert [t for d, t in seen if d in (4, 7, 8)][-1] == 7 * 12  # exact totals at each chunk's end
+    assert (4, 36) in seen and (7, 72) in seen
+    assert len(engine.answers([k for k, _, _ in requests])) == 8

@@ -99,7 +99,7 @@ def _observed(factory: ProgressFactory | None, report: Progress) -> ProgressFact
     vLLM's bar carries its token speeds in the postfix; other engines' bars count prompts only."""
 
     def make(*args: Any, **kwargs: Any) -> Any:
-        bar = factory(*args, **kwargs) if factory is not None else _Silent(kwargs.get("total"))
+        bar = factory(*args, **kwargs) if factory is not None else _Silent(*args, **kwargs)
         if str(kwargs.get("desc", "")).startswith("Render"):  # vLLM's first bar: rendering chats
             return bar
         return _ObservedBar(bar, report)
@@ -129,10 +129,16 @@ class _ObservedBar:
 
 
 class _Silent:
-    """A bar that shows nothing (when no factory was given), for the reports alone."""
+    """A tqdm that shows nothing (when no factory was given), for the reports alone: vLLM wraps
+    an iterable in its first bar and updates the second."""
 
-    def __init__(self, total: Any = None) -> None:
-        self.n, self.total, self.postfix, self._start = 0, total, "", time.monotonic()
+    def __init__(self, iterable: Any = None, *args: Any, total: Any = None, **kwargs: Any) -> None:
+        self.iterable, self.n, self.total, self.postfix, self._start = iterable, 0, total, "", time.monotonic()
+
+    def __iter__(self) -> Any:
+        for item in self.iterable or ():
+            yield item
+            self.n += 1
 
     @property
     def format_dict(self) -> dict[str, float]:

@@ -17,7 +17,7 @@ import pytest
 from medgate.pipeline.board import ModelProgress, ShardBoard
 
 # prompts answered of the total and tokens per second; tqdm's own rate would count cached prompts
-_FORMAT = "{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{elapsed}, {postfix}]"
+_FORMAT = "{desc}{percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} [{elapsed}{postfix}]"  # tqdm adds ": " and ", "
 
 
 class GenerationProgress:
