@@ -35,6 +35,8 @@ class ShardWorker:
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtestloop(self, session: pytest.Session) -> None:
         # Before xdist's own loop starts taking tests (their commands wait in the channel).
+        if session.testsfailed and not session.config.option.continue_on_collection_errors:
+            return  # collection failed: the run stops, nothing to generate for
         self.generate_share()
 
     def generate_share(self) -> None:

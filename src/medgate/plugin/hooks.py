@@ -1,6 +1,7 @@
 """The pytest hooks and fixtures of medgate (the pytest11 entry point): options, model
 parametrisation, the per-model session fixture, scheduling by model under xdist, GPU pinning
-per worker, and one-line errors."""
+per worker, data-parallel generation (a worker plugin; the controller's progress bar), and
+one-line errors."""
 
 from __future__ import annotations
 

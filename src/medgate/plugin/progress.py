@@ -40,7 +40,8 @@ class GenerationProgress:
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node: Any, error: object | None) -> None:
         if error is not None and self.board is not None:
-            self.board.worker_down(str(node.gateway.id), str(error).strip().splitlines()[-1][:300] or "crashed")
+            lines = str(error).strip().splitlines()  # xdist's cause, e.g. "Not properly terminated"
+            self.board.worker_down(str(node.gateway.id), lines[-1][:300] if lines else "crashed")
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtestloop(self, session: pytest.Session) -> Generator[None, Any, Any]:
