@@ -13,7 +13,8 @@ def test_blocks_follow_worker_index_and_tensor_parallel_size():
 
 
 def test_too_few_gpus_is_a_usage_error():
-    with pytest.raises(ConfigError, match="4 workers x tensor_parallel_size 4 need 16 GPUs, but 8 are visible"):
+    with pytest.raises(ConfigError, match=r"4 workers x 4 GPUs per engine \(tensor_parallel_size x "
+                                          r"pipeline_parallel_size\) need 16 GPUs, but 8 are visible"):
         assign_devices(0, 4, 4, [str(i) for i in range(8)])
 
 
