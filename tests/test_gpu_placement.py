@@ -80,3 +80,23 @@ def test_data_parallel_workers_of_one_model_load_their_engines_on_their_own_bloc
     result.assert_outcomes(skipped=2)
     loads = sorted((worker, devices) for _, _, worker, devices in engine_events(log, "load"))
     assert loads == [("gw0", "0,1"), ("gw1", "2,3")]
+
+
+def test_without_gpus_each_worker_binds_its_vllm_engine_to_its_own_cores(pytester, tp_models, monkeypatch):
+    import os
+
+    from medgate.plugin.devices import cpu_block
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # a machine without GPUs
+    monkeypatch.delenv("VLLM_CPU_OMP_THREADS_BIND", raising=False)
+    pytester.makepyfile(test_probe="""
+        import os
+        def test_cores(medgate_model):
+            print("CORES", os.environ.get("PYTEST_XDIST_WORKER"), os.environ.get("VLLM_CPU_OMP_THREADS_BIND"))
+        """)
+    result = pytester.runpytest_subprocess(f"--models-file={tp_models}", "-n", "2", "--model", "small", "-rA")
+    result.assert_outcomes(passed=1)
+    cores = sorted(os.sched_getaffinity(0))
+    (line,) = [l.split() for l in result.stdout.lines if l.startswith("CORES")]
+    expected = ",".join(map(str, cpu_block(int(line[1][2:]), 2, cores))) or "None"
+    assert line[2] == expected
