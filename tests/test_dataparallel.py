@@ -76,8 +76,8 @@ def test_one_model_over_four_workers_generates_each_prompt_once_and_scores_as_wi
 
 def test_workers_are_divided_among_models_by_their_work_for_any_count(suite, fake_models, tmp_path):
     baseline = None
-    for n, loads in (("0", {"fake-a": 1, "fake-b": 1}), ("3", {"fake-a": 2, "fake-b": 1}),
-                     ("5", {"fake-a": 3, "fake-b": 2})):
+    for n, loads in (("0", {"fake-a": 1, "fake-b": 1}), ("2", {"fake-a": 1, "fake-b": 1}),
+                     ("3", {"fake-a": 2, "fake-b": 1}), ("5", {"fake-a": 3, "fake-b": 2})):
         log, cache = tmp_path / f"engine-{n}.log", tmp_path / f"generations-{n}.sqlite"
         result = medgate(suite, fake_models, cache, log, "-n", n, "--model", "fake-a", "--model", "fake-b",
                          reports=f"reports-{n}")
@@ -89,6 +89,10 @@ def test_workers_are_divided_among_models_by_their_work_for_any_count(suite, fak
         assert generated(log) == 2 * PROMPTS
         baseline = baseline or verdicts(suite.path / "reports-0")
         assert verdicts(suite.path / f"reports-{n}") == baseline
+        if n != "0":  # a bar per model on the controller, also when a model has one worker
+            for model, workers in loads.items():
+                bar = rf"{model} generation \({workers} workers?\): 100%\|[^|]*\| {PROMPTS}/{PROMPTS} \["
+                assert re.search(bar, result.stderr.str()), (n, model)
 
 
 def test_k_selection_shrinks_what_the_workers_generate(suite, fake_models, tmp_path):

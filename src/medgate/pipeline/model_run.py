@@ -55,6 +55,7 @@ class ModelRun:
         self._results: dict[str, TaskResult | MedgateError] = {}
         self._prefetched = False
         self._shared: tuple[ShardBoard, list[Shard], float] | None = None  # data-parallel: who generates what
+        self._solo: tuple[ShardBoard, str] | None = None  # one worker for the model: it reports progress only
         self._cache = GenerationCache(settings.cache_path) if settings.cache_path is not None else None
         self.generator = CachingEngine(self._open_engine, self._cache, model=spec.name,
                                        chunk_size=settings.chunk_size, rejudge=settings.rejudge,
@@ -151,29 +152,38 @@ class ModelRun:
         self._shared = (board, shards, timeout)
         self.generator.run = board.run
 
+    def report_to(self, board: ShardBoard, worker: str) -> None:
+        """One worker generates the whole model (no more workers than models): it still reports
+        on ``board`` as the model's only shard, for the xdist controller's progress bar."""
+        self._solo = (board, worker)
+
     def generate_shard(self, shard: Shard, requests: list[Request], board: ShardBoard) -> None:
         """This worker's part of the model's prompts, into the cache, reported on the board. A
         failure is put on the board, where the scoring worker (maybe this one) raises it."""
-        board.start(shard, total=len(shard.requests))
         self.generator.run = board.run  # recorded as this run's, so the scoring worker can tell
+        try:
+            self._generate_reported([requests[i] for i in shard.requests], shard, board)
+        except MedgateError:
+            self._failure = None  # the board carries it: the scoring worker raises it naming shard and worker
+        finally:
+            self._close_engine()
+
+    def _generate_reported(self, requests: list[Request], shard: Shard, board: ShardBoard) -> None:
+        """Generate, reporting progress on the board (at most once a second) and the end: done,
+        or failed with the cause (then raised again)."""
+        board.start(shard, total=len(requests))
         last = [0.0]
 
         def report(done: int, tokens: int) -> None:
-            if time.monotonic() - last[0] >= 1.0 or done == len(shard.requests):  # at most once a second
+            if time.monotonic() - last[0] >= 1.0 or done == len(requests):
                 last[0] = time.monotonic()
                 board.advance(shard, done, tokens)
 
         try:
-            self._generate([requests[i] for i in shard.requests], shard.label, on_progress=report)
-        except MedgateError as exc:
-            board.fail(shard, str(exc))
-            self._failure = None  # the board carries it: the scoring worker raises it naming shard and worker
-            return
-        except Exception as exc:  # anything else must still reach the waiting worker
-            board.fail(shard, f"{type(exc).__name__}: {exc}")
+            self._generate(requests, shard.label if shard.count > 1 else "all tasks", on_progress=report)
+        except Exception as exc:  # whatever it is, the board must say so, or a waiting worker waits on
+            board.fail(shard, str(exc) if isinstance(exc, MedgateError) else f"{type(exc).__name__}: {exc}")
             raise
-        finally:
-            self._close_engine()
         board.finish(shard, self._engine_described)
 
     def prefetch(self, tasks: list[TaskSpec]) -> None:
@@ -187,7 +197,14 @@ class ModelRun:
         try:
             if self._shared is not None:
                 self._adopt_shards([key for key, _, _ in pending])
-            self._generate(pending, label="all tasks")
+            if self._solo is not None:
+                board, worker = self._solo
+                unique = list({key: (key, chat, params) for key, chat, params in pending}.values())
+                whole = Shard(model=self.spec.name, index=0, count=1, worker=worker,
+                              requests=tuple(range(len(unique))), tokens=0)
+                self._generate_reported(unique, whole, board)
+            else:
+                self._generate(pending, label="all tasks")
         finally:
             # Every selected task's answers are in memory now: free the engine's memory and devices
             # for scoring and for the next model on this worker (an idle vLLM process slowed

@@ -19,10 +19,9 @@ from medgate.pipeline.shards import assign_shards
 from medgate.plugin.state import RunState, quiet_capture
 
 
-def data_parallel(n_workers: int, n_models: int, *, cache: bool, rejudge: bool) -> bool:
-    """Split models over workers only when workers outnumber models, and only through the cache
-    (the shards meet there); --rejudge generates nothing."""
-    return cache and not rejudge and 0 < n_models < n_workers
+def data_parallel(n_workers: int, n_models: int) -> bool:
+    """Split models over workers only when workers outnumber the models (that have tasks)."""
+    return 0 < n_models < n_workers
 
 
 class ShardWorker:
@@ -44,9 +43,13 @@ class ShardWorker:
         settings = state.config.settings
         models = sorted(model for model, tasks in state.selected.items() if tasks)
         n_workers = int(workerinput["workercount"])
-        if not data_parallel(n_workers, len(models), cache=settings.cache_path is not None, rejudge=settings.rejudge):
-            return
-        assert settings.cache_path is not None
+        if settings.cache_path is None or settings.rejudge:
+            return  # no board: nothing to share (--no-cache) or to generate (--rejudge)
+        state.worker = str(workerinput["workerid"])
+        # Every model reports its generation here, for the controller's bars; shards meet here.
+        state.board = ShardBoard(settings.cache_path, str(workerinput["testrunuid"]))
+        if not data_parallel(n_workers, len(models)):
+            return  # one worker per model: each reports as its model's only shard
         quiet = quiet_capture(self.config)
         requests: dict[str, list[Request]] = {}
         weights: dict[str, list[int]] = {}
@@ -58,11 +61,9 @@ class ShardWorker:
             except Exception:  # the same on every worker; the scoring worker reports it on the tests
                 requests[model], weights[model] = [], []
         state.shards = assign_shards(weights, [f"gw{i}" for i in range(n_workers)])
-        state.board = ShardBoard(settings.cache_path, str(workerinput["testrunuid"]))
-        me = str(workerinput["workerid"])  # a replacement for a crashed worker (gwN and up) has no shard
         for model in models:
             for shard in state.shards[model]:
-                if shard.worker == me:
+                if shard.worker == state.worker:  # a replacement for a crashed worker (gwN and up) has none
                     try:
                         state.runs[model].generate_shard(shard, requests[model], state.board)
                     except Exception:  # already on the board as failed, for the scoring worker to raise

@@ -26,6 +26,7 @@ class RunState:
     runs: dict[str, ModelRun] = field(default_factory=dict)  # planned before the tests (data-parallel)
     board: ShardBoard | None = None  # data-parallel generation: the shard board of this run
     shards: dict[str, list[Shard]] = field(default_factory=dict)  # model -> its shards, on every worker
+    worker: str | None = None  # this xdist worker's id ("gw0"); None without xdist
 
     def selected_tasks(self, model: str, fallback: TaskSpec) -> list[TaskSpec]:
         """The model's selected tasks (after -k/-m); the asking task when collection saw none."""
@@ -40,6 +41,8 @@ class RunState:
         run = self.runs.pop(name, None) or self.new_run(name, quiet)
         if self.board is not None and name in self.shards:
             run.share(self.board, self.shards[name], self.config.shard_timeout)
+        elif self.board is not None and self.worker is not None:
+            run.report_to(self.board, self.worker)
         return run
 
 
