@@ -33,6 +33,9 @@ def fake_models(tmp_path: Path) -> Path:
         """
         default = "fake-a"
 
+        [aliases]
+        a = "fake-a"
+
         [models.fake-a]
         path = "."
         backend = "fake"
@@ -51,3 +54,15 @@ def fake_models(tmp_path: Path) -> Path:
 
 def outcomes(reports_dir: Path) -> list[dict]:
     return json.loads((reports_dir / "summary.json").read_text())
+
+
+def engine_events(log: Path, event: str) -> list[list[str]]:
+    """The engine log's lines of one event ("load" or "generate"), as fields after the event:
+    model, pid, worker, and the devices (load) or the prompt count (generate)."""
+    lines = log.read_text().splitlines() if log.exists() else []
+    return [line.split()[1:] for line in lines if line.split()[0] == event]
+
+
+def generated(log: Path) -> int:
+    """Prompts that engines were asked to generate, over every process."""
+    return sum(int(fields[3]) for fields in engine_events(log, "generate"))

@@ -15,7 +15,7 @@ import pytest
 
 from medgate.core.types import Completion
 from medgate.pipeline.cache import GenerationCache
-from tests.conftest import FIXTURES, REPO, outcomes, write_models
+from tests.conftest import FIXTURES, REPO, engine_events, outcomes, write_models
 
 
 def medgate(pytester: pytest.Pytester, models: Path, *args: str) -> pytest.RunResult:
@@ -32,8 +32,8 @@ def suite(pytester: pytest.Pytester) -> pytest.Pytester:
     return pytester
 
 
-def loads(log: Path) -> list[str]:
-    return log.read_text().splitlines() if log.exists() else []
+def loads(log: Path) -> list[list[str]]:
+    return engine_events(log, "load")
 
 
 def test_cache_round_trip_and_failed_items_are_not_stored(tmp_path):
@@ -48,7 +48,7 @@ def test_cache_round_trip_and_failed_items_are_not_stored(tmp_path):
 
 def test_rerun_generates_nothing_and_loads_no_engine(suite, fake_models, tmp_path, monkeypatch):
     log = tmp_path / "loads.log"
-    monkeypatch.setenv("MEDGATE_FAKE_LOAD_LOG", str(log))
+    monkeypatch.setenv("MEDGATE_ENGINE_LOG", str(log))
     first = medgate(suite, fake_models, "tests_medical", "--model", "fake-b")
     assert len(loads(log)) == 1
     before = outcomes(suite.path / "reports")
@@ -65,7 +65,7 @@ def test_rerun_generates_nothing_and_loads_no_engine(suite, fake_models, tmp_pat
 
 def test_rejudge_recomputes_verdicts_without_a_model(suite, fake_models, tmp_path, monkeypatch):
     log = tmp_path / "loads.log"
-    monkeypatch.setenv("MEDGATE_FAKE_LOAD_LOG", str(log))
+    monkeypatch.setenv("MEDGATE_ENGINE_LOG", str(log))
     medgate(suite, fake_models, "tests_medical", "--model", "fake-a").assert_outcomes(passed=1, failed=1)
     # The floor was too strict: lower it and re-judge from the stored generations.
     relaxed = write_models(tmp_path / "relaxed.toml", fake_models.read_text().replace("accuracy = 0.9", "accuracy = 0.2"))
@@ -75,7 +75,7 @@ def test_rejudge_recomputes_verdicts_without_a_model(suite, fake_models, tmp_pat
 
 def test_rejudge_without_stored_generations_is_a_clear_error(suite, fake_models, tmp_path, monkeypatch):
     log = tmp_path / "loads.log"
-    monkeypatch.setenv("MEDGATE_FAKE_LOAD_LOG", str(log))
+    monkeypatch.setenv("MEDGATE_ENGINE_LOG", str(log))
     result = medgate(suite, fake_models, "tests_medical", "--model", "fake-a", "--rejudge")
     result.assert_outcomes(errors=2)
     assert "--rejudge found no stored generation for 33 prompts" in result.stdout.str()
@@ -84,7 +84,7 @@ def test_rejudge_without_stored_generations_is_a_clear_error(suite, fake_models,
 
 
 def test_killed_run_keeps_finished_chunks_and_resumes(suite, fake_models, tmp_path, private_generation_cache):
-    env = {**os.environ, "MEDGATE_FAKE_DELAY": "0.1", "MEDGATE_FAKE_LOAD_LOG": str(tmp_path / "loads.log")}
+    env = {**os.environ, "MEDGATE_FAKE_DELAY": "0.1", "MEDGATE_ENGINE_LOG": str(tmp_path / "loads.log")}
     args = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", f"--models-file={fake_models}",
             f"--data-dir={FIXTURES}", f"--reports-dir={suite.path / 'reports'}", "tests_medical",
             "--model", "fake-b", "--chunk-size", "4"]
@@ -138,3 +138,35 @@ def test_engine_is_shut_down_once_the_plan_is_generated_and_not_loaded_again(fak
     assert [len(r.items) for r in results] == [5, 5] and results[0].metrics["accuracy"] > 0
     session.close()
     assert events == ["load", "close"]
+
+
+class VllmLike:
+    """Uses its progress factory as vLLM's LLM.chat does: a bar wrapping the chats while it renders
+    them, then a bar updated per finished request with the token speeds in its postfix."""
+
+    def generate(self, chats, params, *, progress=None):
+        for _ in progress(list(chats), desc="Rendering conversations"):
+            pass
+        bar = progress(total=len(chats), desc="Processed prompts", postfix="est. speed input: 0.00 toks/s")
+        for _ in chats:
+            bar.postfix = f"est. speed input: {100 / bar.format_dict['elapsed']:.2f} toks/s, output: 0.00 toks/s"
+            bar.update(1)
+        bar.close()
+        return [Completion("x", prompt_tokens=10, completion_tokens=2, finish_reason="stop") for _ in chats]
+
+
+def test_a_fill_reports_prompts_and_tokens_as_a_vllm_engine_moves_its_bars(tmp_path):
+    from medgate.core.types import GenParams
+    from medgate.pipeline.caching import CachingEngine
+
+    cache = GenerationCache(tmp_path / "g.sqlite")
+    cache.put_many("m", [("k0", Completion("cached", 1, 1, "stop"))])
+    seen: list[tuple[int, int]] = []
+    engine = CachingEngine(VllmLike, cache, model="m", chunk_size=3)
+    requests = [(f"k{i}", [{"role": "user", "content": f"q{i}"}], GenParams(max_tokens=4)) for i in range(8)]
+    engine.fill(requests, "all tasks", on_progress=lambda done, tokens: seen.append((done, tokens)))
+    done = [d for d, _ in seen]
+    assert done[0] == 1 and done == sorted(done) and done[-1] == 8  # the cached one first, then each prompt
+    assert [t for d, t in seen if d in (4, 7, 8)][-1] == 7 * 12  # exact totals at each chunk's end
+    assert (4, 36) in seen and (7, 72) in seen
+    assert len(engine.answers([k for k, _, _ in requests])) == 8

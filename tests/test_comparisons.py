@@ -151,10 +151,10 @@ def test_reference_scores_from_a_baseline_need_no_generation(suite, tmp_path, mo
     toml = models(tmp_path, entry("broken", set()))
     medgate(suite, toml, "--model", "ref", "--save-baseline", "release-1")
     log = tmp_path / "loads.log"
-    monkeypatch.setenv("MEDGATE_FAKE_LOAD_LOG", str(log))
+    monkeypatch.setenv("MEDGATE_ENGINE_LOG", str(log))
     result = medgate(suite, toml, "--model", "broken", "--against", "ref@release-1", "-k", "accuracy")
     result.assert_outcomes(failed=1, skipped=1)
-    assert [line.split()[0] for line in log.read_text().splitlines()] == ["broken"]  # ref was not loaded
+    assert [line.split()[1] for line in log.read_text().splitlines() if line.startswith("load ")] == ["broken"]  # ref was not loaded
     assert compared(suite.path / "reports", "broken")["accuracy"]["comparison"]["reference"] == "model ref@release-1"
     files = sorted(p.name for p in (suite.path / "reports" / "comparisons").iterdir())
     assert files == ["broken-vs-ref@release-1.csv", "broken-vs-ref@release-1.md", "broken-vs-ref@release-1.png"]

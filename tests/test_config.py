@@ -51,8 +51,13 @@ def test_valid_file_parses(tmp_path):
         ('[models.m]\npath = "."\n[models.m.thresholds]\nmedqa = { accuracy = 0.5 }', "models.m.thresholds.medqa", "unknown task"),
         ('[models.m]\npath = "."\n[models.m.thresholds]\nmednli = { accuracy = "high" }', "models.m.thresholds.mednli.accuracy", "must be a number"),
         ('[models.m]\npath = "."\nchat_template = "nope"', "models.m.chat_template", "neither a built-in template"),
-        ('default = "x"\n[models.m]\npath = "."', "default", "not a model in this file"),
+        ('default = "x"\n[models.m]\npath = "."', "default", "not a model or alias in this file"),
         ('verbose = true', "verbose", "unknown top-level key"),
+        ('[aliases]\nmed = "meditron"\n[models.m]\npath = "."', "aliases.med", "names 'meditron', which is not a model in this file (models: m)"),
+        ('[aliases]\nm = "m"\n[models.m]\npath = "."', "aliases.m", "is already the name of a model"),
+        ('[aliases]\nx = 3\n[models.m]\npath = "."', "aliases.x", "must be a model name, got integer 3"),
+        ('[aliases]\nllama-3.1 = "m"\n[models.m]\npath = "."', "aliases.llama-3", 'must be quoted: "llama-3.1" = ...'),
+        ('aliases = "m"\n[models.m]\npath = "."', "aliases", "must be a table of alias = model name"),
         ('[models.m]\npath = "."\nbackend = "tgi"', "models.m.backend", "one of vllm, openai, fake"),
         ('[models.Llama-3.1-8B]\nhub = "a/b"', "models.Llama-3.1-8B", "must be quoted"),
         ("[models.m\npath = '.'", "", "not valid TOML"),
@@ -76,6 +81,22 @@ def test_resolve_unknown_name_lists_known_models(tmp_path):
     registry = load_registry(write_models(tmp_path / "models.toml", VALID))
     with pytest.raises(ConfigError, match=r"unknown model 'gpt-9'.*known models: m$"):
         registry.resolve("gpt-9")
+
+
+def test_aliases_resolve_to_their_model_and_names_match_regardless_of_case(tmp_path):
+    registry = load_registry(write_models(tmp_path / "models.toml", 'default = "short"\n[aliases]\nshort = "Long-Name-7B"\n'
+                                          '[models.Long-Name-7B]\npath = "."\n'))
+    assert registry.resolve("short") is registry.models["Long-Name-7B"]
+    assert registry.resolve("long-name-7b") is registry.resolve("SHORT") is registry.models["Long-Name-7B"]
+    assert registry.default == "Long-Name-7B"  # the default may be an alias; runs name the model itself
+    with pytest.raises(ConfigError, match=r"known models: Long-Name-7B; aliases: short -> Long-Name-7B$"):
+        registry.resolve("gpt-9")
+
+
+def test_shipped_aliases_include_the_design_cards_meditron():
+    registry = load_registry(REPO / "models.toml")
+    assert registry.resolve("meditron").name == "meditron-7b"
+    assert all(target in registry.models for target in registry.aliases.values())
 
 
 def test_resolve_path_and_hub_id_get_defaults_and_no_thresholds(tmp_path):

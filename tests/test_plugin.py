@@ -11,7 +11,7 @@ import pytest
 
 from medgate.pipeline.plan import plan_task
 from medgate.tasks import mednli
-from tests.conftest import FIXTURES, REPO, outcomes, write_models
+from tests.conftest import FIXTURES, REPO, engine_events, outcomes, write_models
 
 MEDNLI_TEST = (REPO / "tests_medical" / "test_mednli.py").read_text()
 
@@ -43,7 +43,16 @@ def test_unknown_model_is_one_usage_error_listing_known_names(suite, fake_models
     errors = [line for line in result.errlines if line.startswith("ERROR:")]
     assert len(errors) == 1
     assert "unknown model 'gpt-9'" in errors[0] and "known models: fake-a, fake-b" in errors[0]
+    assert errors[0].endswith("aliases: a -> fake-a")  # the names users may also type
     assert "Traceback" not in result.stderr.str()
+
+
+def test_the_design_cards_command_collects_meditron_7b_under_its_alias(suite):
+    """`pytest -n 4 --model meditron` as the design card writes it, against the shipped models.toml."""
+    result = run(suite, REPO / "models.toml", "-n", "4", "--model", "meditron", "--collect-only", "-q", "tests_medical")
+    assert result.ret == pytest.ExitCode.OK, result.stderr.str()
+    collected = [line for line in result.stdout.lines if "::" in line]
+    assert collected == [f"tests_medical/test_mednli.py::test_mednli[meditron-7b-{m}]" for m in mednli.TASK.metric_names]
 
 
 def test_malformed_models_toml_is_one_usage_error_naming_the_key(suite, tmp_path):
@@ -86,7 +95,7 @@ def test_limit_caps_items_per_task(suite, fake_models):
 def test_one_engine_load_per_model_under_xdist(pytester, fake_models, tmp_path, monkeypatch):
     """With many tests per model, plain `load` scheduling would spread a model over both workers."""
     log = tmp_path / "loads.log"
-    monkeypatch.setenv("MEDGATE_FAKE_LOAD_LOG", str(log))
+    monkeypatch.setenv("MEDGATE_ENGINE_LOG", str(log))
     pytester.makepyfile(
         test_many="""
         import pytest
@@ -98,9 +107,9 @@ def test_one_engine_load_per_model_under_xdist(pytester, fake_models, tmp_path, 
     )
     result = run(pytester, fake_models, "-n", "2", "--model", "fake-a", "--model", "fake-b")
     result.assert_outcomes(passed=24)
-    loads = [line.split() for line in log.read_text().splitlines()]
-    assert sorted(model for model, _, _ in loads) == ["fake-a", "fake-b"]
-    assert all(worker.startswith("gw") for _, _, worker in loads)
+    loads = engine_events(log, "load")
+    assert sorted(model for model, *_ in loads) == ["fake-a", "fake-b"]
+    assert all(worker.startswith("gw") for _, _, worker, _ in loads)
 
 
 def test_broken_data_row_errors_the_task_with_file_line_and_field(suite, fake_models, tmp_path):

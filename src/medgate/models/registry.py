@@ -9,7 +9,7 @@ from __future__ import annotations
 import codecs
 import re
 import tomllib
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -60,6 +60,7 @@ class Registry:
     path: Path
     default: str | None  # None: the file defines no model
     models: Mapping[str, ModelSpec]
+    aliases: Mapping[str, str] = field(default_factory=dict)  # the name users say -> a model in ``models``
     prompts: str | None = None  # "medgate" or "reference:DIR" (DIR relative to this file), when the file sets it
 
     def derive(self, name: str, base: ModelSpec) -> ModelSpec:
@@ -72,17 +73,23 @@ class Registry:
                        registered=False, inherits=base.name)
 
     def resolve(self, name: str) -> ModelSpec:
-        """A registered name, or else an existing local path or a hub id with default settings."""
+        """A registered name or alias, or else an existing local path or a hub id with default settings."""
         if name in self.models:
             return self.models[name]
+        if name in self.aliases:
+            return self.models[self.aliases[name]]
+        folded = [m for m in (*self.models, *self.aliases) if m.casefold() == name.casefold()]
+        if len({self.aliases.get(m, m) for m in folded}) == 1:  # "biomistral-7b": one model, whatever the case
+            return self.resolve(folded[0])
         if Path(name).expanduser().exists():
             location = Path(name).expanduser().resolve()
             return ModelSpec(name=self._path_name(location), source="path", location=str(location), registered=False)
         if "/" in name and not name.startswith((".", "/")):
             return ModelSpec(name=_safe_id(name), source="hub", location=name, registered=False)
         known = ", ".join(sorted(self.models)) or "(none)"
+        aliases = "; aliases: " + ", ".join(f"{a} -> {m}" for a, m in sorted(self.aliases.items())) if self.aliases else ""
         raise ConfigError(
-            f"unknown model {name!r}: not in {self.path} and not an existing path or hub id; known models: {known}"
+            f"unknown model {name!r}: not in {self.path} and not an existing path or hub id; known models: {known}{aliases}"
         )
 
 
@@ -149,9 +156,9 @@ def parse_registry(raw: Mapping[str, Any], path: Path) -> Registry:
     def fail(key: str, message: str) -> ConfigError:
         return ConfigError(f"{path}: {key}: {message}")
 
-    unknown = sorted(set(raw) - {"default", "models", "prompts"})
+    unknown = sorted(set(raw) - {"default", "models", "prompts", "aliases"})
     if unknown:
-        raise fail(unknown[0], "unknown top-level key (allowed: default, models, prompts)")
+        raise fail(unknown[0], "unknown top-level key (allowed: default, models, prompts, aliases)")
     prompts = _parse_prompts(raw.get("prompts"), fail)
     models_raw = raw.get("models", {})
     if not isinstance(models_raw, dict):
@@ -165,14 +172,15 @@ def parse_registry(raw: Mapping[str, Any], path: Path) -> Registry:
             raise fail(key, f"must be a table, got {_type_name(entry)}")
     for name in models_raw:
         models[name] = _parse_model(name, _inherited(name, models_raw, fail), path, fail)
+    aliases = _parse_aliases(raw.get("aliases", {}), models, fail)
     default = raw.get("default")
     if default is None:
         default = next(iter(models), None)
     elif not isinstance(default, str):
         raise fail("default", f"must be a string, got {_type_name(default)}")
-    elif default not in models:
-        raise fail("default", f"names {default!r}, which is not a model in this file")
-    return Registry(path=path, default=default, models=models, prompts=prompts)
+    elif default not in models and default not in aliases:
+        raise fail("default", f"names {default!r}, which is not a model or alias in this file")
+    return Registry(path=path, default=aliases.get(default, default), models=models, aliases=aliases, prompts=prompts)
 
 
 def _parse_prompts(value: Any, fail: Any) -> str | None:
@@ -207,6 +215,27 @@ def _inherited(name: str, raw: Mapping[str, Any], fail: Any, seen: tuple[str, ..
         if isinstance(base.get(table), dict) and isinstance(entry.get(table), dict):
             entry[table] = {**base[table], **entry[table]}
     return {**base, **entry}
+
+
+def _parse_aliases(raw: Any, models: Mapping[str, ModelSpec], fail: Any) -> dict[str, str]:
+    """``alias = "model"``: the short names users type (``--model meditron``), each naming a model
+    of this file; an alias may not shadow a model, so a name always means one thing."""
+    if not isinstance(raw, dict):
+        raise fail("aliases", f"must be a table of alias = model name, got {_type_name(raw)}")
+    for alias, target in raw.items():
+        key = f"aliases.{alias}"
+        if not is_safe_name(alias):
+            raise fail(key, f"alias names may hold {NAME_CHARS} only")
+        if isinstance(target, dict):
+            raise fail(key, f'must be a model name; an alias holding dots must be quoted: "{alias}.{next(iter(target), "")}" = ...')
+        if not isinstance(target, str):
+            raise fail(key, f"must be a model name, got {_type_name(target)} {target!r}")
+        if alias in models:
+            raise fail(key, "is already the name of a model; an alias must be a new name")
+        if target not in models:
+            known = ", ".join(sorted(models)) or "(none)"
+            raise fail(key, f"names {target!r}, which is not a model in this file (models: {known})")
+    return dict(raw)
 
 
 def _check_value(key: str, value: Any, option: Option, fail: Any) -> Any:

@@ -13,15 +13,17 @@ from pathlib import Path
 from typing import Any, Callable, ContextManager
 
 from medgate.core.errors import EngineError, MedgateError
-from medgate.core.types import Chat, GenParams, PromptContext, ScoringConfig, TaskResult
+from medgate.core.types import PromptContext, ScoringConfig, TaskResult
 from medgate.models.engines import Engine, ProgressFactory, backend_of, make_engine
 from medgate.models.fingerprint import fingerprint, resolve_location
 from medgate.models.spec import ModelSpec
 from medgate.models.tokenization import model_context
+from medgate.pipeline.board import ShardBoard
 from medgate.pipeline.cache import GenerationCache, generation_identity, generation_key
-from medgate.pipeline.caching import CachingEngine
+from medgate.pipeline.caching import CachingEngine, Request
 from medgate.pipeline.plan import TaskPlan, plan_task
 from medgate.pipeline.scoring import score
+from medgate.pipeline.shards import Shard, token_estimator
 from medgate.tasks.base import TaskSpec
 from medgate.tasks.reference_prompts import PromptSource
 
@@ -45,13 +47,17 @@ class ModelRun:
         self.settings = settings
         self.provenance: dict[str, Any] = {"model": spec.name}
         self._engine: Engine | None = None
+        self._engine_described: dict[str, str] = {}  # the engine this run loaded, for the shard board
         self._failure: MedgateError | None = None  # the model could not be located or loaded
         self._location: str | None = None
         self._template: str | None = None
         self._context: PromptContext | None = None
         self._plans: dict[str, TaskPlan] = {}
+        self._task_requests: dict[str, list[Request]] = {}
         self._results: dict[str, TaskResult | MedgateError] = {}
         self._prefetched = False
+        self._shared: tuple[ShardBoard, list[Shard], float] | None = None  # data-parallel: who generates what
+        self._solo: tuple[ShardBoard, str] | None = None  # one worker for the model: it reports progress only
         self._cache = GenerationCache(settings.cache_path) if settings.cache_path is not None else None
         self.generator = CachingEngine(self._open_engine, self._cache, model=spec.name,
                                        chunk_size=settings.chunk_size, rejudge=settings.rejudge,
@@ -89,7 +95,8 @@ class ModelRun:
             except MedgateError as exc:
                 self._failure = exc
                 raise
-            self.provenance.update(self._engine.describe())
+            self._engine_described = self._engine.describe()
+            self.provenance.update(self._engine_described)
         return self._engine
 
     @property
@@ -111,36 +118,122 @@ class ModelRun:
                                                self.settings.prompts)
         return self._plans[task.name]
 
-    def _requests(self, plan: TaskPlan) -> list[tuple[str, Chat, GenParams]]:
-        self.location  # resolves the model's files and records its fingerprint
-        fp = self.provenance["model_fingerprint"]
-        return [(generation_key(fingerprint=fp, spec=self.spec, chat=chat, params=plan.params, template=self._template),
+    def _requests(self, plan: TaskPlan) -> list[Request]:
+        if plan.task.name not in self._task_requests:
+            self.location  # resolves the model's files and records its fingerprint
+            fp = self.provenance["model_fingerprint"]
+            self._task_requests[plan.task.name] = [
+                (generation_key(fingerprint=fp, spec=self.spec, chat=chat, params=plan.params, template=self._template),
                  chat, plan.params) for chat in plan.chats]
+        return self._task_requests[plan.task.name]
 
-    def prefetch(self, tasks: list[TaskSpec]) -> None:
-        """The generation plan: every prompt of every selected task of this model, generated in
-        one batched pass (chunked for the cache) before any task is scored. A task that cannot be
-        planned keeps its error for its own tests; the others still run."""
-        if self._prefetched:
-            return
-        self._prefetched = True
-        pending: list[tuple[str, Chat, GenParams]] = []
+    def requests(self, tasks: list[TaskSpec]) -> list[Request]:
+        """Every prompt of the given tasks, in task order. A task that cannot be planned keeps its
+        error for its own tests; the others still run."""
+        pending: list[Request] = []
         for task in tasks:
             try:
                 pending += self._requests(self.plan(task))
             except MedgateError as exc:
                 self._results[task.name] = exc
+        return pending
+
+    def unique_requests(self, tasks: list[TaskSpec]) -> list[Request]:
+        """``requests`` with each key once (LongHealth shuffles can coincide): what shards split."""
+        return list({key: (key, chat, params) for key, chat, params in self.requests(tasks)}.values())
+
+    def estimates(self, requests: list[Request]) -> list[int]:
+        """Estimated tokens of each request (prompt plus max new tokens), to balance shards."""
         try:
-            self._generate(pending, label="all tasks")
+            count = self.prompt_context().count_tokens
+        except MedgateError:  # no tokenizer: about four characters a token
+            def count(text: str) -> int:
+                return len(text) // 4
+        estimate = token_estimator([chat for _, chat, _ in requests], count)
+        return [estimate(chat) + params.max_tokens for _, chat, params in requests]
+
+    def share(self, board: ShardBoard, shards: list[Shard], timeout: float) -> None:
+        """Data-parallel generation: ``shards`` (of other workers too) generate this model's
+        prompts; scoring waits on ``board`` until every one is stored."""
+        self._shared = (board, shards, timeout)
+        self.generator.run = board.run
+
+    def report_to(self, board: ShardBoard, worker: str) -> None:
+        """One worker generates the whole model (no more workers than models): it still reports
+        on ``board`` as the model's only shard, for the xdist controller's progress bar."""
+        self._solo = (board, worker)
+
+    def generate_shard(self, shard: Shard, requests: list[Request], board: ShardBoard) -> None:
+        """This worker's part of the model's prompts, into the cache, reported on the board. A
+        failure is put on the board, where the scoring worker (maybe this one) raises it."""
+        self.generator.run = board.run  # recorded as this run's, so the scoring worker can tell
+        try:
+            self._generate_reported([requests[i] for i in shard.requests], shard, board)
+        except MedgateError:
+            self._failure = None  # the board carries it: the scoring worker raises it naming shard and worker
+        finally:
+            self._close_engine()
+
+    def _generate_reported(self, requests: list[Request], shard: Shard, board: ShardBoard) -> None:
+        """Generate, reporting progress on the board (at most once a second) and the end: done,
+        or failed with the cause (then raised again)."""
+        board.start(shard, total=len(requests))
+        last = [0.0]
+
+        def report(done: int, tokens: int) -> None:
+            if time.monotonic() - last[0] >= 1.0 or done == len(requests):
+                last[0] = time.monotonic()
+                board.advance(shard, done, tokens)
+
+        try:
+            self._generate(requests, shard.label if shard.count > 1 else "all tasks", on_progress=report)
+        except Exception as exc:  # whatever it is, the board must say so, or a waiting worker waits on
+            board.fail(shard, str(exc) if isinstance(exc, MedgateError) else f"{type(exc).__name__}: {exc}")
+            raise
+        board.finish(shard, self._engine_described)
+
+    def prefetch(self, tasks: list[TaskSpec]) -> None:
+        """The generation plan: every prompt of every selected task of this model, generated in
+        one batched pass (chunked for the cache) before any task is scored. Under data-parallel
+        generation, first wait until every shard is stored (other workers generated them)."""
+        if self._prefetched:
+            return
+        self._prefetched = True
+        pending = self.requests(tasks)
+        try:
+            if self._shared is not None:
+                self._adopt_shards([key for key, _, _ in pending])
+            if self._solo is not None:
+                board, worker = self._solo
+                unique = list({key: (key, chat, params) for key, chat, params in pending}.values())
+                whole = Shard(model=self.spec.name, index=0, count=1, worker=worker,
+                              requests=tuple(range(len(unique))), tokens=0)
+                self._generate_reported(unique, whole, board)
+            else:
+                self._generate(pending, label="all tasks")
         finally:
             # Every selected task's answers are in memory now: free the engine's memory and devices
             # for scoring and for the next model on this worker (an idle vLLM process slowed
             # BERTScore by a third on CPU).
             self._close_engine()
 
-    def _generate(self, requests: list[tuple[str, Chat, GenParams]], label: str) -> None:
+    def _adopt_shards(self, keys: list[str]) -> None:
+        assert self._shared is not None
+        board, shards, timeout = self._shared
         try:
-            self.generator.fill(requests, label)
+            rows = board.wait(shards, timeout)
+        except EngineError as exc:
+            self._failure = exc
+            raise
+        self.generator.adopt(board.run, keys)
+        engines = [row.engine for row in rows if row.engine]
+        if engines and "engine" not in self.provenance:
+            self.provenance.update(engines[0])
+        self.provenance["generation_workers"] = ",".join(shard.worker for shard in shards)
+
+    def _generate(self, requests: list[Request], label: str, on_progress: Any = None) -> None:
+        try:
+            self.generator.fill(requests, label, on_progress)
         except EngineError as exc:
             self._failure = exc  # a dead engine stays dead: the model's next tests say so at once
             raise

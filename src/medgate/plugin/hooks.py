@@ -1,6 +1,7 @@
 """The pytest hooks and fixtures of medgate (the pytest11 entry point): options, model
 parametrisation, the per-model session fixture, scheduling by model under xdist, GPU pinning
-per worker, and one-line errors."""
+per worker, data-parallel generation (a worker plugin; the controller's progress bar), and
+one-line errors."""
 
 from __future__ import annotations
 
@@ -12,10 +13,11 @@ import pytest
 
 from medgate.core.errors import ConfigError, MedgateError, MissingDataFile
 from medgate.models.spec import ModelSpec
-from medgate.pipeline.model_run import ModelRun
+from medgate.plugin.dataparallel import ShardWorker
 from medgate.plugin.devices import place_worker
 from medgate.plugin.options import add_options, read_run_config
-from medgate.plugin.state import OUTCOME_PROPERTY, STATE, Controller, GateKey, RunState
+from medgate.plugin.progress import GenerationProgress
+from medgate.plugin.state import OUTCOME_PROPERTY, STATE, Controller, GateKey, RunState, quiet_capture
 from medgate.plugin.taskgate import ModelGate, PairGate, TaskGate, error_outcome, skipped_outcome
 from medgate.tasks.base import TaskSpec
 
@@ -45,18 +47,34 @@ def pytest_configure(config: pytest.Config) -> None:
     try:
         run_config = read_run_config(config)
         state = RunState(run_config)
-        place_worker(config, list(run_config.models.values()))
+        against = run_config.against
+        generated = [*run_config.models.values(), *([against.spec] if against and against.baseline is None else [])]
+        place_worker(config, generated)  # a worker may generate the reference of --against too
     except ConfigError as exc:
         raise pytest.UsageError(str(exc)) from None
     config.stash[STATE] = state
-    if not _is_worker(config):
+    settings = run_config.settings
+    if _is_worker(config):
+        config.pluginmanager.register(ShardWorker(config, state), "medgate-shard-worker")
+    else:
         config.pluginmanager.register(Controller(state, _runs_medical_suite(config)), "medgate-controller")
+        if settings.cache_path is not None and not settings.rejudge:
+            config.pluginmanager.register(GenerationProgress(settings.cache_path), "medgate-progress")
     if _runs_medical_suite(config) and getattr(config.option, "allure_report_dir", "unset") is None:
         results = run_config.reports_dir / "allure-results"
         if not _is_worker(config):
             # Cleared here by the controller: --clean-alluredir races under xdist.
             shutil.rmtree(results, ignore_errors=True)
         config.option.allure_report_dir = str(results)
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    workers = getattr(config.option, "numprocesses", None)
+    state = config.stash[STATE]
+    if isinstance(workers, int) and workers > len(state.config.models) and state.config.settings.cache_path is None:
+        return ("medgate: --no-cache: each model runs on one worker (splitting a model's prompts over "
+                "workers needs the generation cache)")
+    return None
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
@@ -103,10 +121,7 @@ def _model_gate(config: pytest.Config, spec: ModelSpec) -> ModelGate:
     lives until the session ends (a parametrised session fixture is torn down between params)."""
     state = config.stash[STATE]
     if spec.name not in state.gates:
-        capman = config.pluginmanager.getplugin("capturemanager")
-        quiet = capman.global_and_fixture_disabled if capman is not None else None
-        run = ModelRun(spec, state.config.settings, quiet) if quiet else ModelRun(spec, state.config.settings)
-        state.gates[spec.name] = ModelGate(run, state)
+        state.gates[spec.name] = ModelGate(state.model_run(spec.name, quiet_capture(config)), state)
         config.add_cleanup(state.gates[spec.name].close)
     return state.gates[spec.name]
 

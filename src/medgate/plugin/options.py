@@ -60,6 +60,10 @@ def add_options(parser: pytest.Parser) -> None:
                     help="do not read or write the generation cache")
     group.addoption("--chunk-size", dest="medgate_chunk_size", type=_positive_int, default=1024, metavar="N",
                     help="prompts per engine call; each finished chunk is cached (default 1024)")
+    group.addoption("--shard-timeout", dest="medgate_shard_timeout", type=_positive_int, default=1800,
+                    metavar="SECONDS", help="under xdist with more workers than models: how long the worker that "
+                                            "scores a model waits for a shard of another worker that shows no "
+                                            "progress (default 1800)")
     group.addoption("--rejudge", dest="medgate_rejudge", action="store_true",
                     help="recompute every verdict from stored generations; never load a model")
     group.addoption("--save-baseline", dest="medgate_save_baseline", default=None, metavar="NAME",
@@ -95,6 +99,7 @@ class RunConfig:
     attach_samples: bool
     against: Against | None = None
     require_gate: bool = False
+    shard_timeout: float = 1800.0  # seconds without progress before a missing shard is an error
 
 
 @dataclass(frozen=True)
@@ -167,6 +172,7 @@ def read_run_config(config: pytest.Config) -> RunConfig:
         models=models, settings=settings, reports_dir=reports_dir, baselines_dir=baselines_dir,
         save_baseline=save_name, baseline=compare_name, attach_samples=config.getoption("medgate_attach_samples"),
         against=against, require_gate=config.getoption("medgate_require_gate"),
+        shard_timeout=float(config.getoption("medgate_shard_timeout")),
     )
 
 

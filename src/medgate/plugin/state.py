@@ -10,6 +10,10 @@ from typing import Any
 import pytest
 
 from medgate.core.outcome import Outcome
+from medgate.models.spec import ModelSpec
+from medgate.pipeline.board import ShardBoard
+from medgate.pipeline.model_run import ModelRun
+from medgate.pipeline.shards import Shard
 from medgate.plugin.options import RunConfig
 from medgate.reporting.allure import write_run_files
 from medgate.reporting.charts import model_chart
@@ -38,6 +42,10 @@ class RunState:
     config: RunConfig
     selected: dict[GateKey, dict[str, TaskSpec]] = field(default_factory=dict)  # after -k/-m: key -> task name -> task
     gates: dict[str, Any] = field(default_factory=dict)  # model name -> its ModelGate, once per process
+    runs: dict[str, ModelRun] = field(default_factory=dict)  # planned before the tests (data-parallel)
+    board: ShardBoard | None = None  # data-parallel generation: the shard board of this run
+    shards: dict[str, list[Shard]] = field(default_factory=dict)  # model -> its shards, on every worker
+    worker: str | None = None  # this xdist worker's id ("gw0"); None without xdist
 
     @property
     def keys(self) -> dict[str, GateKey]:
@@ -51,17 +59,58 @@ class RunState:
         """The tasks selected for a key (after -k/-m); the asking task when collection saw none."""
         return list(self.selected.get(key, {fallback.name: fallback}).values())
 
-    def tasks_of_model(self, model: str, fallback: TaskSpec) -> list[TaskSpec]:
-        """Every task a model must generate: its own tests' and its comparisons' (one batched pass)."""
-        tasks: dict[str, TaskSpec] = {}
+    @property
+    def generated(self) -> dict[str, dict[str, TaskSpec]]:
+        """Every model this run generates, with every task it must generate: a model's own tests'
+        and its comparisons'; the reference of --against (unless read from a baseline) for the
+        tasks of every comparison with it. A model without selected tasks is left out."""
+        against = self.config.against
+        out: dict[str, dict[str, TaskSpec]] = {}
         for key, selected in self.selected.items():
-            if key.model == model or (key.compared and self.config.against and
-                                      self.config.against.spec.name == model):
-                tasks.update(selected)
-        return list(tasks.values()) or [fallback]
+            if selected:
+                out.setdefault(key.model, {}).update(selected)
+                if key.compared and against is not None and against.baseline is None:
+                    out.setdefault(against.spec.name, {}).update(selected)
+        return out
+
+    @property
+    def unscheduled(self) -> set[str]:
+        """Generated models with no tests of their own (the reference of --against, when not also
+        a --model): nobody scores them, so they have no worker of their own under xdist."""
+        return set(self.generated) - {key.model for key, selected in self.selected.items() if selected}
+
+    def tasks_of_model(self, model: str, fallback: TaskSpec) -> list[TaskSpec]:
+        """Every task a model must generate (one batched pass); the asking task when collection saw none."""
+        return list(self.generated.get(model, {}).values()) or [fallback]
+
+    def spec_of(self, name: str) -> ModelSpec:
+        """A selected model's spec, or the reference's of --against."""
+        against = self.config.against
+        if name not in self.config.models and against is not None and against.spec.name == name:
+            return against.spec
+        return self.config.models[name]
+
+    def new_run(self, name: str, quiet: Any = None) -> ModelRun:
+        spec = self.spec_of(name)
+        return ModelRun(spec, self.config.settings, quiet) if quiet else ModelRun(spec, self.config.settings)
+
+    def model_run(self, name: str, quiet: Any = None) -> ModelRun:
+        """The model's run: the one planned for data-parallel generation (taken once), else a new one."""
+        run = self.runs.pop(name, None) or self.new_run(name, quiet)
+        if self.board is not None and name in self.shards:
+            run.share(self.board, self.shards[name], self.config.shard_timeout)
+        elif self.board is not None and self.worker is not None:
+            run.report_to(self.board, self.worker)
+        return run
 
 
 STATE = pytest.StashKey[RunState]()
+
+
+def quiet_capture(config: pytest.Config) -> Any:
+    """What lets the engine's progress bar reach the terminal through pytest's capture."""
+    capman = config.pluginmanager.getplugin("capturemanager")
+    return capman.global_and_fixture_disabled if capman is not None else None
 
 
 class Controller:

@@ -4,6 +4,7 @@ this node, and how prompts count tokens."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Protocol, Sequence
 
@@ -54,6 +55,9 @@ class Backend:
     engine_id: Callable[[ModelSpec], str]  # part of every generation's cache key
     gpus: Callable[[ModelSpec], int] = lambda spec: 0  # GPUs one engine pins on this node
     prompt_context: Callable[[ModelSpec, str], PromptContext] | None = None  # None: the model's own tokenizer
+    # Without GPUs: the environment variable in which the engine's CPU build takes the cores to bind
+    # its threads to (None: it binds none), so each xdist worker's engine keeps to its own cores.
+    cpu_bind_env: str | None = None
 
     def settings(self, spec: ModelSpec) -> dict[str, Any]:
         """Every option of this backend for a model: models.toml's value, else the default."""
@@ -68,3 +72,16 @@ def per_chat(params: GenParams | Sequence[GenParams], n: int) -> list[GenParams]
     if len(listed) != n:
         raise ValueError(f"{len(listed)} decoding settings for {n} chats")
     return listed
+
+
+def log_engine_event(spec: ModelSpec, event: str, count: int | None = None) -> None:
+    """With ``MEDGATE_ENGINE_LOG`` naming a file, append "<event> <model> <pid> <worker> <detail>"
+    (load: the pinned CUDA_VISIBLE_DEVICES or "-"; generate: the prompt count): how tests count
+    engine loads, their devices and generated prompts across workers."""
+    path = os.environ.get("MEDGATE_ENGINE_LOG")
+    if not path:
+        return
+    detail = str(count) if count is not None else os.environ.get("CUDA_VISIBLE_DEVICES") or "-"
+    fields = [event, spec.name, str(os.getpid()), os.environ.get("PYTEST_XDIST_WORKER", "main"), detail]
+    with open(path, "a", encoding="utf-8") as handle:  # one short line per write: appends do not interleave
+        handle.write(" ".join(fields) + "\n")

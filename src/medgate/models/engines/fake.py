@@ -1,9 +1,12 @@
 """A fake engine for testing the plumbing (scheduling, reporting) without a model.
 
-It answers every chat with the model's ``fake_reply``. When ``MEDGATE_FAKE_LOAD_LOG`` names a
-file, each load appends a line "<model> <pid> <worker>" so tests can count engine loads across
-workers; ``MEDGATE_FAKE_DELAY`` (seconds per chat) makes it slow enough to be killed mid-run;
-``MEDGATE_FAKE_DIE_AFTER`` ("<model>:<count>") makes that model's engine die after that many answers.
+It answers every chat with the model's ``fake_reply``. Loads and generations go to the engine
+log (``MEDGATE_ENGINE_LOG``, as every backend's) so tests can count them across workers.
+``MEDGATE_FAKE_DELAY`` (seconds per chat) makes it slow enough to be killed mid-run;
+``MEDGATE_FAKE_TOKEN_DELAY`` (seconds per prompt token) makes its cost follow prompt length, as
+a real engine's does (the scale benchmark); ``MEDGATE_FAKE_DIE_AFTER`` ("<model>:<count>") makes
+that model's engine die after that many answers, and ``MEDGATE_FAKE_EXIT_AFTER``
+("<model>:<count>:<worker>") ends that worker's process at once, as a crash would.
 ``fake_rules`` (models.toml) gives per-item answers: the first [text, reply] whose text is in the
 item's message.
 Words count as tokens: a prompt of at least ``max_model_len`` words is refused, as vLLM refuses
@@ -19,7 +22,7 @@ from typing import Sequence
 
 from medgate.core.errors import EngineError
 from medgate.core.types import Chat, Completion, GenParams, PromptContext
-from medgate.models.engines.base import Backend, Option, ProgressFactory
+from medgate.models.engines.base import Backend, Option, ProgressFactory, log_engine_event
 from medgate.models.spec import ModelSpec
 
 
@@ -31,26 +34,31 @@ class FakeEngine:
         settings = BACKEND.settings(spec)
         self.reply = settings["fake_reply"]
         self.rules = [tuple(rule) for rule in settings["fake_rules"]]
-        log = os.environ.get("MEDGATE_FAKE_LOAD_LOG")
-        if log:
-            with open(log, "a", encoding="utf-8") as handle:
-                handle.write(f"{spec.name} {os.getpid()} {os.environ.get('PYTEST_XDIST_WORKER', 'main')}\n")
+        log_engine_event(spec, "load")
 
     def generate(
         self, chats: Sequence[Chat], params: GenParams | Sequence[GenParams], *, progress: ProgressFactory | None = None
     ) -> list[Completion]:
         bar = progress(total=len(chats)) if progress else None
         delay = float(os.environ.get("MEDGATE_FAKE_DELAY", "0"))
+        token_delay = float(os.environ.get("MEDGATE_FAKE_TOKEN_DELAY", "0"))
         doomed, _, count = os.environ.get("MEDGATE_FAKE_DIE_AFTER", "").partition(":")
         die_after = int(count) if doomed == self.spec.name else -1
+        crash_model, crash_after, crash_worker = (os.environ.get("MEDGATE_FAKE_EXIT_AFTER", "") + "::").split(":")[:3]
+        crashes = crash_model == self.spec.name and crash_worker == os.environ.get("PYTEST_XDIST_WORKER", "main")
+        log_engine_event(self.spec, "generate", len(chats))
         out = []
         for chat in chats:
             if delay:
                 time.sleep(delay)
             if 0 <= die_after <= self.answered:
                 raise EngineError(f"model {self.spec.name}: the engine died after {self.answered} answers")
+            if crashes and self.answered >= int(crash_after):
+                os._exit(3)  # no cleanup, no report: what a segfault or an OOM kill leaves
             self.answered += 1
             prompt_tokens = sum(len(m["content"].split()) for m in chat)  # words as tokens
+            if token_delay:
+                time.sleep(token_delay * prompt_tokens)
             if prompt_tokens >= self.spec.max_model_len:  # as vLLM's engine refuses it
                 out.append(Completion(text="", prompt_tokens=prompt_tokens, error=f"prompt of {prompt_tokens} tokens "
                                       f"does not fit the context of {self.spec.max_model_len} tokens"))
@@ -99,9 +107,12 @@ BACKEND = Backend(
         "fake_reply": Option((str,), lambda v: True, "a string", ""),
         "fake_rules": Option((list,), lambda v: all(isinstance(r, list) and len(r) == 2 and all(isinstance(x, str) for x in r)
                                                     for r in v), "a list of [text, reply] pairs", []),
+        # GPUs one engine pretends to need, so tests can check each worker's pinning without a GPU
+        "fake_gpus": Option((int,), lambda v: 0 <= v <= 64, "an integer in [0, 64]", 0),
     },
     create=FakeEngine,
     version=lambda: "0",
     engine_id=lambda spec: _engine_id(BACKEND.settings(spec)),
     prompt_context=lambda spec, location: whitespace_context(spec.max_model_len),
+    gpus=lambda spec: int(BACKEND.settings(spec)["fake_gpus"]),
 )

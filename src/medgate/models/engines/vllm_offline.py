@@ -14,7 +14,7 @@ from typing import Any, Sequence
 from medgate.core.errors import EngineError
 from medgate.core.types import Chat, Completion, GenParams
 from medgate.core.versions import version
-from medgate.models.engines.base import Backend, Option, ProgressFactory, per_chat
+from medgate.models.engines.base import Backend, Option, ProgressFactory, log_engine_event, per_chat
 from medgate.models.spec import ModelSpec
 
 
@@ -64,6 +64,7 @@ class VllmEngine:
             self.llm = vllm.LLM(**kwargs)
         except Exception as exc:  # vLLM raises many types; the cause matters, not the type
             raise EngineError(f"model {spec.name}: engine failed to load from {model}: {type(exc).__name__}: {exc}") from exc
+        log_engine_event(spec, "load")
         self.tokenizer = self.llm.get_tokenizer()
         if self.chat_template is None and not getattr(self.tokenizer, "chat_template", None):
             raise EngineError(
@@ -83,6 +84,7 @@ class VllmEngine:
     ) -> list[Completion]:
         limit = self.spec.max_model_len
         settings = per_chat(params, len(chats))
+        log_engine_event(self.spec, "generate", len(chats))
         results: list[Completion | None] = [None] * len(chats)
         runnable: list[int] = []
         sampling: list[Any] = []
@@ -170,4 +172,5 @@ BACKEND = Backend(
     version=lambda: version("vllm"),
     engine_id=lambda spec: "vllm:" + version("vllm").replace(" ", "-"),
     gpus=_gpus,
+    cpu_bind_env="VLLM_CPU_OMP_THREADS_BIND",
 )
