@@ -160,3 +160,20 @@ def test_the_reference_of_against_gets_a_worker_like_any_model_and_loads_once(su
         runs[n] = verdicts(suite.path / f"reports-{n}")
         assert any(o.get("against") == "fake-b" for o in outcomes(suite.path / f"reports-{n}"))
     assert runs["2"] == runs["0"] and runs["3"] == runs["0"]
+
+
+def test_with_fewer_workers_than_models_each_comparing_worker_generates_the_reference(suite, fake_models, tmp_path):
+    models = tmp_path / "three.toml"
+    models.write_text(fake_models.read_text() + '\n[models.fake-c]\npath = "."\nbackend = "fake"\nfake_reply = "x"\n')
+    runs = {}
+    for n in ("0", "2"):
+        log, cache = tmp_path / f"engine-{n}.log", tmp_path / f"generations-{n}.sqlite"
+        result = medgate(suite, models, cache, log, "-n", n, "--model", "fake-a", "--model", "fake-c",
+                         "--against", "fake-b", reports=f"reports-{n}")
+        outcome = result.parseoutcomes()
+        assert "errors" not in outcome and sum(outcome.values()) == 4 * TESTS_PER_MODEL, (n, outcome)
+        loads = [model for model, *_ in engine_events(log, "load")]
+        assert sorted(set(loads)) == ["fake-a", "fake-b", "fake-c"] and loads.count("fake-b") <= (1 if n == "0" else 2)
+        assert len(rows(cache)) == 3 * PROMPTS  # each worker stores what it generates; nothing twice in the cache
+        runs[n] = verdicts(suite.path / f"reports-{n}")
+    assert runs["2"] == runs["0"]

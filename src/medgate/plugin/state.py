@@ -99,7 +99,8 @@ class RunState:
         run = self.runs.pop(name, None) or self.new_run(name, quiet)
         if self.board is not None and name in self.shards:
             run.share(self.board, self.shards[name], self.config.shard_timeout)
-        elif self.board is not None and self.worker is not None:
+        elif self.board is not None and self.worker is not None and name not in self.unscheduled:
+            # (a reference loaded by every worker that compares with it would share one bar)
             run.report_to(self.board, self.worker)
         return run
 
