@@ -180,9 +180,9 @@ def reference_chats(task: str, data_dir: Path, fewshot: int) -> list[list[dict[s
 
 def longhealth_user(template: str, documents: list[str], question: dict[str, Any], with_f: bool) -> str:
     """The reference's LongHealth user message (PROTOCOL.md): documents joined by a line of 14
-    hyphens between blank lines, options as ``A: text`` lines in the file's key order."""
-    options = [f"{key.split('_')[1].upper()}: {value}" for key, value in question.items()
-               if key.startswith("answer") and key != "answer_location"]
+    hyphens between blank lines, options as ``A: text`` lines for the letters a to e in that
+    order, whatever the file's key order (the gold rule alone walks the file's key order)."""
+    options = [f"{letter.upper()}: {question[f'answer_{letter}']}" for letter in "abcde"]
     if with_f:
         options.append("F: Question cannot be answered with provided documents")
     separator = "\n\n" + "-" * 14 + "\n\n"

@@ -165,7 +165,9 @@ def test_reference_rule_takes_the_first_option_in_the_files_key_order_containing
     path = write_bench(tmp_path, reordered_question("pain"))
     sample, *_ = task.load_samples_reference(path)
     assert sample.reference == "C"  # answer_c comes first in the file and contains "pain"; A does too
-    assert list(sample.fields["options"]) == ["C", "A", "B", "D", "E"]
+    # the prompt lists the options in letter order, as the reference's does, not in the file's order
+    assert list(sample.fields["options"].items()) == [
+        ("A", "Abdominal pain"), ("B", "Heart failure"), ("C", "Chest pain at rest"), ("D", "Fever"), ("E", "Cough")]
     with pytest.raises(DataError, match=r"question 0, field 'correct': no option equals the correct answer 'pain'$"):
         task.load_samples(path)  # medgate's rule wants one option equal to it
 
@@ -179,6 +181,14 @@ def test_reference_rule_does_not_strip_and_medgates_does(tmp_path):
     with pytest.raises(DataError, match=r"field 'correct': no option contains the correct answer 'Heart failure ' "
                                         r"\(the reference's rule\)"):
         task.load_samples_reference(path)
+
+
+def test_reference_rule_picking_a_key_the_prompt_does_not_show_is_a_data_error(tmp_path):
+    question = reordered_question("Fever")
+    question = {"answer_x": "Fever with chills", **question}  # an extra 'answer...' key, first in the file
+    with pytest.raises(DataError, match=r"field 'correct': the reference's rule picks 'X', which is not one of the "
+                                        r"options A, B, C, D, E its prompt shows"):
+        task.load_samples_reference(write_bench(tmp_path, question))
 
 
 def test_reference_loader_keeps_raw_texts(tmp_path):

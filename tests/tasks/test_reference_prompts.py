@@ -201,10 +201,26 @@ def test_mednli_fewshot_answers_are_raw_labels_in_reference_mode_and_upper_case_
     assert [m["content"] for m in ours.chats[0] if m["role"] == "assistant"] == [s.reference.upper() for s in ours.shots]
 
 
-def test_longhealth_chats_have_the_references_system_template_separator_and_options(checkout, tmp_path):
-    source = load_prompts(f"reference:{checkout}", tmp_path)
-    plan = plan_task(TASKS["longhealth"], FIXTURES, context=whitespace_context(32768), prompts=source)
+def reversed_option_keys(target):
+    """The LongHealth fixture with every question's keys answer_e .. answer_a in that order."""
+    target.mkdir()
     bench = json.loads((FIXTURES / "benchmark_v5.json").read_text())
+    for patient in bench.values():
+        patient["questions"] = [{**{k: v for k, v in q.items() if not k.startswith("answer_")},
+                                 **{f"answer_{l}": q[f"answer_{l}"] for l in "edcba"},
+                                 "answer_location": q["answer_location"]} for q in patient["questions"]]
+    (target / "benchmark_v5.json").write_text(json.dumps(bench))
+    return target
+
+
+@pytest.mark.parametrize("keys", ["as shipped", "reversed"])
+def test_longhealth_chats_have_the_references_system_template_separator_and_options(checkout, tmp_path, keys):
+    """Options in letter order even when the file's keys are not (the reference's prompt lists
+    answer_a .. answer_e by label); the gold letter follows the file's key order."""
+    data = FIXTURES if keys == "as shipped" else reversed_option_keys(tmp_path / "reversed")
+    source = load_prompts(f"reference:{checkout}", tmp_path)
+    plan = plan_task(TASKS["longhealth"], data, context=whitespace_context(32768), prompts=source)
+    bench = json.loads((data / "benchmark_v5.json").read_text())
     questions = {f"{pid}-q{q['No']}": (pid, q) for pid, p in bench.items() for q in p["questions"]}
     assert len(plan.chats) == 15 * len(questions)
     for item, chat in zip(plan.items, plan.chats):

@@ -15,7 +15,8 @@ the answer's 50 tokens and 64 for the chat template's markup.
 Every prompt records tokens kept and cut and whether an answer span was cut.
 The gold letter: the one option equal to ``correct`` after stripping (an ambiguous or missing
 match is a data error). With the reference's prompts: its rule, the first option in the file's
-key order whose text contains ``correct``, and its raw texts, separator and option layout.
+key order whose text contains ``correct``, and its raw texts, separator and option layout (options
+A to E in letter order, whatever the file's key order, as the reference's prompt lists them).
 """
 
 from __future__ import annotations
@@ -133,17 +134,22 @@ def gold_letter(options: Mapping[str, str], correct: str) -> tuple[str | None, s
 
 
 def reference_options(question: Mapping[str, Any]) -> dict[str, str]:
-    """The options as the reference lists them: the question's keys in the file's order that start
-    with 'answer' (not 'answer_location'), lettered by their suffix, upper-cased, texts as read."""
-    return {key.split("_", 1)[-1].upper(): value for key, value in question.items()
-            if key.startswith("answer") and key != "answer_location"}
+    """The options as the reference's prompt lists them: ``answer_a`` to ``answer_e`` in letter
+    order, whatever the file's key order, upper-cased letters, texts as read."""
+    return {letter: question[f"answer_{letter.lower()}"] for letter in LETTERS}
+
+
+def _gold_candidates(question: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(key, letter) of what the reference's gold rule looks at: the question's keys in the file's
+    order that start with 'answer' and do not end with 'location', lettered by their last character."""
+    return [(key, key[-1].upper()) for key in question if key.startswith("answer") and not key.endswith("location")]
 
 
 def reference_gold_letter(question: Mapping[str, Any]) -> str | None:
-    """The reference's rule: the first option, in the file's key order, whose text contains
-    ``correct`` (unstripped); None when none does."""
+    """The reference's rule: the first option, in the file's key order (not the order the prompt
+    lists them in), whose text contains ``correct`` (unstripped); None when none does."""
     correct = question["correct"]
-    return next((letter for letter, text in reference_options(question).items() if correct in text), None)
+    return next((letter for key, letter in _gold_candidates(question) if correct in question[key]), None)
 
 
 def _question_sample(path: Path, pid: str, index: int, q: Any, texts: dict[str, str],
@@ -155,14 +161,16 @@ def _question_sample(path: Path, pid: str, index: int, q: Any, texts: dict[str, 
         require_text(path, q, field, item)
     if reference:
         options = reference_options(q)
-        for letter, text in options.items():
-            if not isinstance(text, str):
-                raise DataError(path, f"expected text, got {type(text).__name__}", item=item,
-                                field=f"answer_{letter.lower()}")
+        for key, _ in _gold_candidates(q):
+            if not isinstance(q[key], str):
+                raise DataError(path, f"expected text, got {type(q[key]).__name__}", item=item, field=key)
         gold = reference_gold_letter(q)
         if gold is None:  # the reference would score every answer wrong; medgate refuses the item
             raise DataError(path, f"no option contains the correct answer {q['correct']!r} (the reference's rule)",
                             item=item, field="correct")
+        if gold not in options:  # a further 'answer...' key of the file: never shown, never answerable
+            raise DataError(path, f"the reference's rule picks {gold!r}, which is not one of the options "
+                                  f"{', '.join(LETTERS)} its prompt shows", item=item, field="correct")
         question_text = q["question"]
     else:
         options = {letter: q[f"answer_{letter.lower()}"].strip() for letter in LETTERS}
