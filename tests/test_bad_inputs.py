@@ -672,7 +672,7 @@ MODELS_CASES = [
     Case("models-unknown-metric", "mednli", toml(FAKE + "[models.fake.thresholds]\nmednli = { f1 = 0.5 }\n"), U,
          ("<models>: models.fake.thresholds.mednli.f1: unknown metric (known for mednli: accuracy, no_label_rate)",)),
     Case("models-default-names-no-model", "mednli", toml('default = "meditron"\n' + FAKE), U,
-         ("<models>: default: names 'meditron', which is not a model in this file",)),
+         ("<models>: default: names 'meditron', which is not a model or alias in this file",)),
     Case("models-unquoted-dotted-name", "mednli", toml('[models.Llama-3.1-8B]\nhub = "meta-llama/Llama-3.1-8B"\n'), U,
          ('<models>: models.Llama-3.', 'must be quoted: [models."Llama-3.1-8B"]')),
     Case("models-no-source", "mednli", toml('[models.fake]\nbackend = "fake"\n'), U,
