@@ -10,11 +10,7 @@ from medgate.core.outcome import Outcome
 
 
 def model_chart(model: str, outcomes: Sequence[Outcome], path: Path) -> Path | None:
-    import matplotlib
-
-    matplotlib.use("Agg")  # no screen on CI machines
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     rows = [o for o in outcomes if o.model == model and o.value is not None and o.against is None]
     if not rows:
         return None
@@ -35,10 +31,25 @@ def model_chart(model: str, outcomes: Sequence[Outcome], path: Path) -> Path | N
     ax.set_yticks(list(ys), labels, fontsize=7)
     ax.invert_yaxis()
     ax.set_xlabel("value (dot), 95% CI (bar), threshold (|), baseline (x); green pass, red fail, orange known gap")
-    ax.set_title(f"medgate: {model}")
+    return save_chart(fig, ax, f"medgate: {model}", path)
+
+
+def pyplot():  # type: ignore[no-untyped-def]
+    """matplotlib's pyplot without a screen (CI machines have none); imported on first use."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_chart(fig, ax, title: str, path: Path) -> Path:  # type: ignore[no-untyped-def]
+    """Title, grid and layout of every medgate chart; written to ``path`` and closed."""
+    ax.set_title(title)
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
-    plt.close(fig)
+    pyplot().close(fig)
     return path

@@ -12,6 +12,7 @@ from typing import Sequence
 
 from medgate.core.io import atomic_write
 from medgate.core.outcome import Outcome
+from medgate.reporting.charts import pyplot, save_chart
 
 HEADER = ["task", "metric", "reference", "candidate", "difference [95% CI]", "margin", "verdict", "worse / better items",
           "Holm p"]
@@ -87,11 +88,7 @@ def write_comparisons(reports_dir: Path, outcomes: Sequence[Outcome]) -> list[Pa
 
 def forest_plot(candidate: str, reference: str, group: Sequence[Outcome], path: Path) -> Path | None:
     """Each metric's difference with its 95% interval and the margin, grouped by task."""
-    import matplotlib
-
-    matplotlib.use("Agg")  # no screen on CI machines
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     shown = [o for o in group if o.comparison is not None]
     if not shown:
         return None
@@ -111,10 +108,4 @@ def forest_plot(candidate: str, reference: str, group: Sequence[Outcome], path: 
     ax.invert_yaxis()
     ax.set_xlabel("candidate - reference (dot), 95% CI (bar), margin (|); green better, blue not worse, "
                   "red worse, orange inconclusive", fontsize=7)
-    ax.set_title(f"medgate: {candidate} vs {reference}")
-    ax.grid(axis="x", alpha=0.3)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_chart(fig, ax, f"medgate: {candidate} vs {reference}", path)
