@@ -12,6 +12,14 @@ REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "fixtures"
 
 
+def copy_clinical_tests(pytester: pytest.Pytester, *names: str) -> pytest.Pytester:
+    """A pytester folder with the named modules of tests_medical/, as a user's checkout has them."""
+    pytester.mkdir("tests_medical")
+    for name in names:
+        (pytester.path / "tests_medical" / name).write_text((REPO / "tests_medical" / name).read_text())
+    return pytester
+
+
 def write_models(path: Path, body: str) -> Path:
     path.write_text(textwrap.dedent(body), encoding="utf-8")
     return path

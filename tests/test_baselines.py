@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import FIXTURES, REPO, outcomes, write_models
+from tests.conftest import FIXTURES, copy_clinical_tests, outcomes, write_models
 
 # By the reference rule a reply naming every label once is "correct" on every item.
 GOOD = "ENTAILMENT NEUTRAL CONTRADICTION"
@@ -33,10 +33,7 @@ def medgate(pytester: pytest.Pytester, models_file: Path, *args: str) -> pytest.
 
 @pytest.fixture
 def suite(pytester: pytest.Pytester) -> pytest.Pytester:
-    pytester.mkdir("tests_medical")
-    for name in ("test_mednli.py", "test_medisumcode.py"):
-        (pytester.path / "tests_medical" / name).write_text((REPO / "tests_medical" / name).read_text())
-    return pytester
+    return copy_clinical_tests(pytester, "test_mednli.py", "test_medisumcode.py")
 
 
 def test_saved_baseline_holds_scores_and_provenance_but_no_text(suite, tmp_path):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import FIXTURES, REPO, engine_events, generated, outcomes
+from tests.conftest import FIXTURES, copy_clinical_tests, engine_events, generated, outcomes
 
 PROMPTS = 33 + 22  # distinct prompts of MedNLI and MeDiSumCode on the fixtures
 TESTS_PER_MODEL = 2 + 7
@@ -19,10 +19,7 @@ TESTS_PER_MODEL = 2 + 7
 
 @pytest.fixture
 def suite(pytester: pytest.Pytester) -> pytest.Pytester:
-    pytester.mkdir("tests_medical")
-    for name in ("test_mednli.py", "test_medisumcode.py"):
-        (pytester.path / "tests_medical" / name).write_text((REPO / "tests_medical" / name).read_text())
-    return pytester
+    return copy_clinical_tests(pytester, "test_mednli.py", "test_medisumcode.py")
 
 
 def medgate(pytester: pytest.Pytester, models: Path, cache: Path, log: Path, *args: str,

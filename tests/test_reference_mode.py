@@ -10,7 +10,7 @@ import pytest
 
 from medgate.core.errors import ConfigError
 from medgate.models.registry import load_registry
-from tests.conftest import FIXTURES, REPO, outcomes, write_models
+from tests.conftest import FIXTURES, REPO, copy_clinical_tests, outcomes, write_models
 from tests.reference_checkout import COMMIT, write_checkout
 
 GOOD = "ENTAILMENT NEUTRAL CONTRADICTION"
@@ -35,9 +35,7 @@ def medgate(pytester: pytest.Pytester, models_file: Path, *args: str) -> pytest.
 
 @pytest.fixture
 def suite(pytester: pytest.Pytester) -> pytest.Pytester:
-    pytester.mkdir("tests_medical")
-    (pytester.path / "tests_medical" / "test_mednli.py").write_text((REPO / "tests_medical" / "test_mednli.py").read_text())
-    return pytester
+    return copy_clinical_tests(pytester, "test_mednli.py")
 
 
 def test_a_broken_checkout_is_one_usage_error_naming_file_and_constant(suite, tmp_path):
