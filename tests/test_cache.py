@@ -130,7 +130,7 @@ def test_engine_is_shut_down_once_the_plan_is_generated_and_not_loaded_again(fak
 
     monkeypatch.setattr(model_run_module, "make_engine", make)
     spec = load_registry(fake_models).resolve("fake-a")
-    session = ModelRun(spec, RunSettings(data_dir=FIXTURES, data_source="synthetic", limit=5))
+    session = ModelRun(spec, RunSettings(data_dir=FIXTURES, limit=5))
     tasks = [TASKS["mednli"], TASKS["medisumcode"]]
     session.prefetch(tasks)
     assert events == ["load", "close"]  # scoring runs with the engine's memory already free

@@ -1,6 +1,7 @@
 import pytest
 
 from medgate.core.errors import ConfigError
+from medgate.judging.criteria import resolve_criteria
 from medgate.models.registry import load_registry
 from tests.conftest import REPO, write_models
 
@@ -25,15 +26,16 @@ def test_shipped_models_toml_is_valid_and_has_the_papers_models():
     meditron = registry.models["meditron-7b"]
     assert meditron.chat_template and meditron.chat_template.endswith("chatml.jinja")  # a base model
     assert all(not m.trust_remote_code for m in registry.models.values())
-    assert registry.models["smollm2"].threshold("mednli", "accuracy") is not None
+    assert resolve_criteria(REPO / "models.toml", "smollm2").threshold("mednli", "accuracy") is not None
 
 
 def test_valid_file_parses(tmp_path):
-    registry = load_registry(write_models(tmp_path / "models.toml", VALID))
-    spec = registry.models["m"]
+    path = write_models(tmp_path / "models.toml", VALID)
+    spec = load_registry(path).models["m"]
     assert (spec.source, spec.location) == ("path", str(tmp_path))
     assert spec.max_model_len == 2048 and spec.options["gpu_memory_utilization"] == 0.8
-    assert spec.threshold("mednli", "accuracy") == 0.5 and spec.threshold("mednli", "no_label_rate") is None
+    criteria = resolve_criteria(path, "m")
+    assert criteria.threshold("mednli", "accuracy") == 0.5 and criteria.threshold("mednli", "no_label_rate") is None
 
 
 @pytest.mark.parametrize(
@@ -67,6 +69,7 @@ def test_malformed_file_names_the_key(tmp_path, body, key, words):
     path = write_models(tmp_path / "models.toml", body)
     with pytest.raises(ConfigError) as err:
         load_registry(path)
+        resolve_criteria(path, "m")  # task and metric names: against the tasks (after collection in a run)
     message = str(err.value)
     assert message.startswith(f"{path}: {key}") and words in message
     assert "\n" not in message
@@ -103,6 +106,6 @@ def test_resolve_path_and_hub_id_get_defaults_and_no_thresholds(tmp_path):
     registry = load_registry(write_models(tmp_path / "models.toml", VALID))
     local = registry.resolve(str(tmp_path))
     hub = registry.resolve("epfl-llm/meditron-7b")
-    assert local.source == "path" and not local.registered and not local.thresholds
+    assert local.source == "path" and not local.registered and registry.criteria_of(local) == ("models." + local.name, {})
     assert (hub.source, hub.location, hub.name) == ("hub", "epfl-llm/meditron-7b", "epfl-llm_meditron-7b")
     assert hub.trust_remote_code is False

@@ -30,7 +30,7 @@ def test_a_task_whose_loader_breaks_errors_alone_and_the_pass_stays_batched(fake
         raise KeyError("Summary")  # what a loader bug on odd data looks like
 
     broken = dataclasses.replace(TASKS["meqsum"], load_samples=broken_loader)
-    run = ModelRun(load_registry(fake_models).resolve("fake-a"), RunSettings(FIXTURES, "synthetic", limit=None))
+    run = ModelRun(load_registry(fake_models).resolve("fake-a"), RunSettings(FIXTURES, limit=None))
     run.prefetch([TASKS["mednli"], broken, TASKS["medisumcode"]])
     assert calls == [33 + 22]  # one pass for both healthy tasks
     with pytest.raises(DataError, match=r"MeQSum data could not be read \(KeyError: 'Summary'\)"):
@@ -47,7 +47,7 @@ def test_a_scorer_that_breaks_errors_its_task_once_with_the_cause(fake_models):
         raise ZeroDivisionError("division by zero")
 
     broken = dataclasses.replace(TASKS["mednli"], score_sample=bad_scorer)
-    run = ModelRun(load_registry(fake_models).resolve("fake-a"), RunSettings(FIXTURES, "synthetic", limit=3))
+    run = ModelRun(load_registry(fake_models).resolve("fake-a"), RunSettings(FIXTURES, limit=3))
     for _ in range(2):
         with pytest.raises(MedgateError, match=r"fake-a mednli: scoring failed \(ZeroDivisionError: division by zero\)"):
             run.result(broken)

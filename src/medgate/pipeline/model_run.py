@@ -30,8 +30,7 @@ from medgate.tasks.reference_prompts import PromptSource
 
 @dataclass(frozen=True)
 class RunSettings:
-    data_dir: Path
-    data_source: str  # "synthetic" (shipped fixtures) or "user"
+    data_dir: Path | None  # None: only tasks that name their file by path have data
     limit: int | None
     scoring: ScoringConfig = ScoringConfig()
     cache_path: Path | None = None  # None: no generation cache (nor score cache)
@@ -274,7 +273,7 @@ class ModelRun:
                                    device="none (every answer from the generation cache)")
         result.provenance.update(self.provenance)
         result.provenance["cached_items"] = self.generator.cached_count(keys)
-        result.provenance["data_source"] = self.settings.data_source
+        result.provenance["data_source"] = plan.data_source
         result.provenance["limit"] = self.settings.limit
         if self.spec.inherits:
             result.provenance["inherits"] = self.spec.inherits

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from medgate.core.errors import DataError, MedgateError, MissingDataFile
 from medgate.core.io import file_sha256
+from medgate.core.synthetic import data_source
 from medgate.core.types import Chat, GenParams, PromptContext, Sample
 from medgate.tasks.base import TaskSpec, split_fewshot
 from medgate.tasks.reference_prompts import PromptSource
@@ -24,22 +25,32 @@ class TaskPlan:
     items: list[Sample]
     chats: list[Chat]
     prompts: PromptSource = PromptSource()  # medgate's own, or the reference's (``task`` is then its variant)
+    data_source: str = "user"  # "synthetic": a file medgate ships (by content); else it may hold patient text
 
     @property
     def params(self) -> GenParams:
         return GenParams(max_tokens=self.task.max_new_tokens)
 
 
-def data_file(task: TaskSpec, data_dir: Path) -> Path:
-    """The task's file in ``data_dir``: its original name, else an accepted alternative."""
-    candidates = [data_dir / name for name in (task.filename, *task.alt_filenames)]
-    path = next((p for p in candidates if p.exists()), candidates[0])
-    if not path.exists():
-        raise MissingDataFile(path, f"{task.title} data file not found in the data directory")
-    return path
+def data_file(task: TaskSpec, data_dir: Path | None) -> Path:
+    """The task's file in ``data_dir`` (its original name, else an accepted alternative), else
+    the file its ``path`` names. A named path that does not exist is an error, not a skip: the
+    task's author said where the data is."""
+    candidates = [data_dir / name for name in (task.filename, *task.alt_filenames)] if data_dir else []
+    found = next((p for p in candidates if p.exists()), None)
+    if found is not None:
+        return found
+    if task.path is not None:
+        path = Path(task.path)
+        if not path.is_file():
+            raise DataError(path, f"task {task.name}: its data file (TaskSpec path) "
+                            f"{'is not a regular file' if path.exists() else 'does not exist'}")
+        return path
+    where = candidates[0] if candidates else Path(task.filename)
+    raise MissingDataFile(where, f"{task.title} data file not found in the data directory")
 
 
-def plan_task(task: TaskSpec, data_dir: Path, limit: int | None = None,
+def plan_task(task: TaskSpec, data_dir: Path | None, limit: int | None = None,
               context: PromptContext | None = None, prompts: PromptSource = PromptSource()) -> TaskPlan:
     """Load the task's file from ``data_dir``, pick few-shot examples and build every prompt.
 
@@ -63,6 +74,6 @@ def plan_task(task: TaskSpec, data_dir: Path, limit: int | None = None,
     except MedgateError:
         raise
     except Exception as exc:  # a loader that breaks on odd data must not take other tasks' generation down
-        raise DataError(path, f"{task.title} data could not be read ({type(exc).__name__}: {exc})") from exc
+        raise DataError(path, f"task {task.name}: {task.title} data could not be read ({type(exc).__name__}: {exc})") from exc
     return TaskPlan(task=task, data_path=path, dataset_hash=file_sha256(path), shots=shots, items=items, chats=chats,
-                    prompts=prompts)
+                    prompts=prompts, data_source=data_source(path))

@@ -1,32 +1,30 @@
-"""The pytest hooks and fixtures of medgate (the pytest11 entry point): options, model
-parametrisation, the per-model session fixture, scheduling by model under xdist, GPU pinning
-per worker, data-parallel generation (a worker plugin; the controller's progress bar), and
-one-line errors."""
+"""The pytest hooks and fixtures of medgate (the pytest11 entry point).
+
+Dormant unless asked: installed in an environment, this module is loaded by every pytest
+session there, so it imports only pytest and medgate's option definitions. medgate turns on when
+a session passes a medgate option, the project's ini sets ``medgate_models_file``, the arguments
+point into a ``tests_medical`` folder (the CLUE suite), or collection finds a test that uses the
+``medgate_model`` fixture; only then is the rest of medgate imported (plugin/session.py). A
+dormant session reads, writes and changes nothing."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from medgate.core.errors import ConfigError, MedgateError, MissingDataFile
-from medgate.models.spec import ModelSpec
-from medgate.plugin.dataparallel import ShardWorker
-from medgate.plugin.devices import place_worker
-from medgate.plugin.options import add_options, read_run_config
-from medgate.plugin.progress import GenerationProgress
-from medgate.plugin.state import OUTCOME_PROPERTY, STATE, Controller, GateKey, RunState, quiet_capture
-from medgate.plugin.taskgate import ModelGate, PairGate, TaskGate, error_outcome, skipped_outcome
-from medgate.tasks.base import TaskSpec
+from medgate.plugin.flags import STATE, add_ini, add_options, asked_for
 
 MODEL_FIXTURE = "medgate_model"
 SUITE_DIR_NAME = "tests_medical"
+OUTCOME_PROPERTY = "medgate"  # the user_properties key that carries an Outcome (state.py: the same)
+USAGE_NODE = "medgate::usage"  # session.py: the same
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     add_options(parser)
+    add_ini(parser)
 
 
 def _is_worker(config: pytest.Config) -> bool:
@@ -41,34 +39,57 @@ def _runs_medical_suite(config: pytest.Config) -> bool:
     return False
 
 
+def _active(config: pytest.Config) -> bool:
+    return STATE in config.stash
+
+
+def _activate(config: pytest.Config, *, allure: bool = False) -> Any:
+    if not _active(config):
+        from medgate.plugin.session import activate
+
+        activate(config, medical_suite=_runs_medical_suite(config), allure=allure)
+    return config.stash[STATE]
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "medgate_task(name): a clinical task test of medgate")
-    try:
-        run_config = read_run_config(config)
-        state = RunState(run_config)
-        against = run_config.against
-        generated = [*run_config.models.values(), *([against.spec] if against and against.baseline is None else [])]
-        place_worker(config, generated)  # a worker may generate the reference of --against too
-    except ConfigError as exc:
-        raise pytest.UsageError(str(exc)) from None
-    config.stash[STATE] = state
-    settings = run_config.settings
-    if _is_worker(config):
-        config.pluginmanager.register(ShardWorker(config, state), "medgate-shard-worker")
-    else:
-        config.pluginmanager.register(Controller(state, _runs_medical_suite(config)), "medgate-controller")
-        if settings.cache_path is not None and not settings.rejudge:
-            config.pluginmanager.register(GenerationProgress(settings.cache_path), "medgate-progress")
-    if _runs_medical_suite(config) and getattr(config.option, "allure_report_dir", "unset") is None:
-        results = run_config.reports_dir / "allure-results"
-        if not _is_worker(config):
-            # Cleared here by the controller: --clean-alluredir races under xdist.
-            shutil.rmtree(results, ignore_errors=True)
-        config.option.allure_report_dir = str(results)
+    suite = _runs_medical_suite(config)
+    if suite or asked_for(config):
+        _activate(config, allure=suite)
+    elif not _is_worker(config):
+        config.pluginmanager.register(_Dormant(config), "medgate-dormant")
+
+
+class _Dormant:
+    """On the controller of a session that did not ask for medgate: wakes medgate when the first
+    medgate verdict arrives (a worker found a medgate test), and turns a worker's usage error into
+    exit 4. Otherwise it only looks at report properties."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.usage_error = False
+
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        if report.nodeid == USAGE_NODE and report.failed:
+            self.usage_error = True
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if not _active(self.config) and any(name == OUTCOME_PROPERTY for name, _ in report.user_properties):
+            _activate(self.config)
+            controller = self.config.pluginmanager.get_plugin("medgate-controller")
+            controller.pytest_runtest_logreport(report)  # registered now: it missed this one
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        if self.usage_error:
+            session.exitstatus = pytest.ExitCode.USAGE_ERROR
 
 
 def pytest_report_header(config: pytest.Config) -> str | None:
+    if not _active(config):
+        return None
     workers = getattr(config.option, "numprocesses", None)
     state = config.stash[STATE]
     if isinstance(workers, int) and workers > len(state.config.models) and state.config.settings.cache_path is None:
@@ -78,7 +99,7 @@ def pytest_report_header(config: pytest.Config) -> str | None:
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
-    if config.getvalue("dist") == "each":
+    if not _active(config) or config.getvalue("dist") == "each":
         return None
     from medgate.plugin.scheduling import ModelScheduling
 
@@ -91,106 +112,41 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if MODEL_FIXTURE in metafunc.fixturenames:
         # Each model on its own criteria, and with --against each candidate against the reference
         # (ids "<model>" and "<model>-vs-<reference>", selectable with -k).
-        ids = list(metafunc.config.stash[STATE].keys)
+        ids = list(_activate(metafunc.config).keys)
         metafunc.parametrize(MODEL_FIXTURE, ids, indirect=True, scope="session", ids=ids)
-
-
-def _module_task(item: Any) -> TaskSpec | None:
-    task = getattr(getattr(item, "module", None), "TASK", None)
-    return task if isinstance(task, TaskSpec) else None
 
 
 @pytest.hookimpl(trylast=True)  # after -k/-m deselection
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    state = config.stash[STATE]
-    for item in items:
-        callspec = getattr(item, "callspec", None)
-        if callspec is None or MODEL_FIXTURE not in callspec.params:
-            continue
-        key = state.keys[callspec.params[MODEL_FIXTURE]]
-        # For users who pass --dist loadgroup; our own scheduler does not need it.
-        item.add_marker(pytest.mark.xdist_group(key.model))
-        task = _module_task(item)
-        if task is not None:
-            # Holm's correction runs over every metric of the key's selected tasks.
-            state.selected.setdefault(key, {})[task.name] = task
+    if _active(config):
+        from medgate.plugin.session import collected
 
-
-def _model_gate(config: pytest.Config, spec: ModelSpec) -> ModelGate:
-    """A model's gate, once per process: its own tests and its comparisons share one run, and it
-    lives until the session ends (a parametrised session fixture is torn down between params)."""
-    state = config.stash[STATE]
-    if spec.name not in state.gates:
-        state.gates[spec.name] = ModelGate(state.model_run(spec.name, quiet_capture(config)), state)
-        config.add_cleanup(state.gates[spec.name].close)
-    return state.gates[spec.name]
+        collected(config, items, MODEL_FIXTURE)
 
 
 @pytest.fixture(scope="session")
-def medgate_model(request: pytest.FixtureRequest) -> ModelGate | PairGate:
+def medgate_model(request: pytest.FixtureRequest) -> Any:
     """The gate of a test's parameter: a model (its engine loads on first use, once per worker),
-    or a candidate against the reference of --against."""
-    state = request.config.stash[STATE]
-    key = state.keys[request.param]
-    gate = _model_gate(request.config, state.config.models[key.model])
-    against = state.config.against
-    if not key.compared or against is None:
-        return gate
-    reference = None if against.baseline else _model_gate(request.config, against.spec)
-    return PairGate(gate, against, reference, state)
+    or a candidate against the reference of --against (README, "Fixtures")."""
+    from medgate.plugin.fixtures import model_gate
 
-
-def _asked_for(config: pytest.Config, task: TaskSpec, module_file: str) -> bool:
-    """Did the user name this task (its test file, or its name in -k)? Then a missing file is an error."""
-    name = Path(module_file).name
-    in_args = any(Path(str(arg).split("::")[0]).name == name for arg in config.invocation_params.args)
-    return in_args or task.name in (config.getoption("keyword") or "")
+    return model_gate(request)
 
 
 @pytest.fixture
-def medgate_task(request: pytest.FixtureRequest, medgate_model: ModelGate | PairGate) -> TaskGate:
-    """The ``TASK`` of the requesting test module, run on the parametrised model (once per model)."""
-    task = _module_task(request)
-    if task is None:
-        raise ConfigError(f"{request.module.__name__}: medgate_task needs a module-level TASK (a TaskSpec)")
-    state = request.config.stash[STATE]
-    key = state.keys[request.node.callspec.params[MODEL_FIXTURE]]
-    try:
-        return TaskGate(request, medgate_model, key, task)
-    except MissingDataFile as exc:
-        if _asked_for(request.config, task, str(request.module.__file__)):
-            raise
-        outcome = skipped_outcome(key.model, task, request.node.callspec.params.get("metric", "?"), str(exc),
-                                  _against_label(state, key))
-        request.node.user_properties.append((OUTCOME_PROPERTY, outcome.to_json()))
-        pytest.skip(f"{exc} (run its test file or -k {task.name} to make this an error)")
+def medgate_task(request: pytest.FixtureRequest, medgate_model: Any) -> Any:
+    """The ``TASK`` of the requesting test module, run on the parametrised model (once per model);
+    ``medgate_task.gate(metric)`` gives that metric's verdict (README, "Fixtures")."""
+    from medgate.plugin.fixtures import task_gate
+
+    return task_gate(request, medgate_model)
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
     report = yield
-    # Our own errors already say what and where: one line, no traceback dump.
-    if call.excinfo is not None and call.excinfo.errisinstance(MedgateError):
-        report.longrepr = f"{call.excinfo.typename}: {call.excinfo.value}"
-    recorded = any(name == OUTCOME_PROPERTY for name, _ in report.user_properties)
-    if report.failed and not recorded and call.excinfo is not None:
-        _record_error(item, report, call.excinfo)
+    if _active(item.config):
+        from medgate.plugin.fixtures import shape_report
+
+        shape_report(item, call, report)
     return report
-
-
-def _record_error(item: pytest.Item, report: pytest.TestReport, excinfo: Any) -> None:
-    """A test that errored before its verdict (data, engine, baseline) still reaches the summary."""
-    callspec = getattr(item, "callspec", None)
-    task = _module_task(item)
-    if callspec is None or MODEL_FIXTURE not in callspec.params or task is None:
-        return
-    state = item.config.stash[STATE]
-    key = state.keys[callspec.params[MODEL_FIXTURE]]
-    outcome = error_outcome(key.model, task, callspec.params.get("metric", "?"), f"{excinfo.typename}: {excinfo.value}",
-                            _against_label(state, key))
-    report.user_properties.append((OUTCOME_PROPERTY, outcome.to_json()))
-
-
-def _against_label(state: RunState, key: GateKey) -> str | None:
-    against = state.config.against
-    return against.label if key.compared and against is not None else None

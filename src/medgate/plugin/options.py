@@ -1,89 +1,33 @@
-"""medgate's command-line options, and the run configuration read from them (every problem a
-usage error before anything loads)."""
+"""The run configuration read from medgate's options and models.toml (every problem a usage
+error before anything loads), and the checks that need the collected tasks (after collection)."""
 
 from __future__ import annotations
 
-import argparse
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from medgate.core.errors import ConfigError, MissingDataFile
+from medgate.core.errors import ConfigError, MedgateError
 from medgate.core.io import check_name, file_sha256
-from medgate.core.paths import SOURCE_ROOT, generations_db
+from medgate.core.paths import PACKAGE_ROOT, SOURCE_ROOT, generations_db
 from medgate.core.types import GenParams, ScoringConfig
 from medgate.judging.baselines import check_baseline, check_baseline_fits
+from medgate.judging.criteria import Criteria, check_criteria
 from medgate.metrics.bertscore import check_encoder, resolve_encoder
 from medgate.models.registry import Registry, load_registry
 from medgate.models.spec import ModelSpec
 from medgate.pipeline.cache import check_cache_file
 from medgate.pipeline.model_run import RunSettings
 from medgate.pipeline.plan import data_file
-from medgate.tasks import TASKS, load_prompts
+from medgate.plugin.flags import INI_MODELS_FILE
+from medgate.tasks import load_prompts
+from medgate.tasks.base import TaskSpec
+from medgate.tasks.catalogue import Catalogue
 from medgate.tasks.reference_prompts import PromptSource
 
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
-    return value
-
-
-def add_options(parser: pytest.Parser) -> None:
-    group = parser.getgroup("medgate", "medgate: release gate for clinical language models")
-    group.addoption("--model", action="append", dest="medgate_models", default=[], metavar="NAME",
-                    help="model to evaluate: a name from models.toml, a local path or a hub id (repeatable; "
-                         "default: the file's 'default')")
-    group.addoption("--models-file", dest="medgate_models_file", default=None, metavar="PATH",
-                    help="models registry (default: models.toml in the rootdir, else the repository's)")
-    group.addoption("--data-dir", dest="medgate_data_dir", default=None, metavar="DIR",
-                    help="folder with the real dataset files under their original names "
-                         "(default: the shipped synthetic fixtures)")
-    group.addoption("--limit", dest="medgate_limit", type=_positive_int, default=None, metavar="N",
-                    help="score at most N items per task (after the few-shot examples)")
-    group.addoption("--bertscore-encoder", dest="medgate_bertscore_encoder", default="minilm", metavar="NAME",
-                    help="BERTScore encoder: 'minilm' (packaged, offline; default), "
-                         "'allenai/scibert_scivocab_uncased' (the paper's, layer 8) or a local model folder")
-    group.addoption("--bertscore-layers", dest="medgate_bertscore_layers", type=_positive_int, default=None,
-                    metavar="N", help="encoder layer for BERTScore (default: the paper's 8 for SciBERT, else the last)")
-    group.addoption("--prompts", dest="medgate_prompts", default=None, metavar="SOURCE",
-                    help="'medgate' (its own prompts; default) or 'reference:DIR': the prompts of the reference "
-                         "evaluation code in DIR (a checkout of the CLUE repository or its eval/ folder), read "
-                         "without running it; models.toml's top-level 'prompts' sets it for every run")
-    group.addoption("--no-cache", dest="medgate_no_cache", action="store_true",
-                    help="do not read or write the generation cache")
-    group.addoption("--chunk-size", dest="medgate_chunk_size", type=_positive_int, default=1024, metavar="N",
-                    help="prompts per engine call; each finished chunk is cached (default 1024)")
-    group.addoption("--shard-timeout", dest="medgate_shard_timeout", type=_positive_int, default=1800,
-                    metavar="SECONDS", help="under xdist with more workers than models: how long the worker that "
-                                            "scores a model waits for a shard of another worker that shows no "
-                                            "progress (default 1800)")
-    group.addoption("--rejudge", dest="medgate_rejudge", action="store_true",
-                    help="recompute every verdict from stored generations; never load a model")
-    group.addoption("--save-baseline", dest="medgate_save_baseline", default=None, metavar="NAME",
-                    help="store this run's per-item scores and provenance as baseline NAME")
-    group.addoption("--baseline", dest="medgate_baseline", default=None, metavar="NAME",
-                    help="compare this run item by item with baseline NAME; a significant drop beyond the "
-                         "tolerance fails the metric")
-    group.addoption("--baselines-dir", dest="medgate_baselines_dir", default=None, metavar="DIR",
-                    help="where baselines live (default: <reports-dir>/baselines)")
-    group.addoption("--attach-samples", dest="medgate_attach_samples", action="store_true",
-                    help="attach per-item prompts and outputs to the report for user data too (they may hold "
-                         "credentialed patient text; shipped synthetic data is always attached)")
-    group.addoption("--reports-dir", dest="medgate_reports_dir", default=None, metavar="DIR",
-                    help="where reports go (default: reports/ in the rootdir)")
-    group.addoption("--against", dest="medgate_against", default=None, metavar="REF",
-                    help="compare every selected model item by item with REF (a models.toml name, a path or a hub "
-                         "id; REF@NAME: REF's per-item scores from baseline NAME): non-inferiority verdicts")
-    group.addoption("--require-gate", dest="medgate_require_gate", action="store_true",
-                    help="fail the run when a selected model is gated by nothing (no threshold, baseline or "
-                         "reference for any selected metric); what a CI job should pass")
+DEFAULT_REGISTRY = PACKAGE_ROOT / "data" / "models.toml"  # the embedded default model, for a project without one
 
 
 @dataclass(frozen=True)
@@ -92,6 +36,7 @@ class RunConfig:
 
     models: dict[str, ModelSpec]  # the selected models, by name
     settings: RunSettings
+    registry: Registry
     reports_dir: Path
     baselines_dir: Path
     save_baseline: str | None
@@ -100,11 +45,16 @@ class RunConfig:
     against: Against | None = None
     require_gate: bool = False
     shard_timeout: float = 1800.0  # seconds without progress before a missing shard is an error
+    data_dir_given: bool = False  # --data-dir named a folder: it must hold a file of a collected task
+
+    def raw_criteria(self, spec: ModelSpec) -> tuple[str, object]:
+        return self.registry.criteria_of(spec)
 
 
 @dataclass(frozen=True)
 class Against:
-    """The reference of --against: a model generated in this run, or a model's stored baseline."""
+    """The reference of --against: a model generated in this run, or a model's stored baseline.
+    The one owner of what the reference is; every plugin module asks it."""
 
     spec: ModelSpec
     baseline: str | None = None  # REF@NAME: per-item scores from this baseline, nothing generated
@@ -113,18 +63,46 @@ class Against:
     def label(self) -> str:
         return f"{self.spec.name}@{self.baseline}" if self.baseline else self.spec.name
 
+    @property
+    def generated(self) -> bool:
+        """Whether this run generates the reference (not read from a baseline)."""
+        return self.baseline is None
+
+    @property
+    def description(self) -> str:
+        """How reports name the reference of a comparison."""
+        return f"model {self.label}"
+
+    def test_id(self, model: str) -> str:
+        return f"{model}-vs-{self.label}"
+
+    def is_model(self, name: str) -> bool:
+        """Is ``name`` the reference model that this run generates?"""
+        return self.generated and self.spec.name == name
+
 
 def models_file(config: pytest.Config) -> Path:
+    """--models-file, else the ini's medgate_models_file (relative to the ini file), else
+    models.toml in the rootdir, else the packaged default (the embedded model only)."""
     given = config.getoption("medgate_models_file")
     if given:
         return Path(given).expanduser().resolve()
+    ini = config.getini(INI_MODELS_FILE)
+    if ini:
+        base = config.inipath.parent if config.inipath else config.rootpath
+        return (base / str(ini)).expanduser().resolve()
     local = config.rootpath / "models.toml"
-    return local if local.exists() else SOURCE_ROOT / "models.toml"
+    return local if local.exists() else DEFAULT_REGISTRY
 
 
-def fixtures_dir(config: pytest.Config) -> Path:
-    local = config.rootpath / "fixtures"
-    return local if local.is_dir() else SOURCE_ROOT / "fixtures"
+def fixtures_dir(config: pytest.Config) -> Path | None:
+    """The default data folder: fixtures/ in the rootdir, else this checkout's shipped synthetic
+    data (an editable install); an installed medgate in another project has none (its tasks name
+    their files by path, or --data-dir gives them)."""
+    for candidate in (config.rootpath / "fixtures", SOURCE_ROOT / "fixtures"):
+        if candidate.is_dir():
+            return candidate
+    return None
 
 
 def read_run_config(config: pytest.Config) -> RunConfig:
@@ -138,14 +116,14 @@ def read_run_config(config: pytest.Config) -> RunConfig:
     no_cache = config.getoption("medgate_no_cache")
     if config.getoption("medgate_rejudge") and no_cache:
         raise ConfigError("--rejudge reads the generation cache: it cannot be combined with --no-cache")
-    data_dir, source = _data_dir(config)
+    data_dir = _data_dir(config)
     reports_opt = config.getoption("medgate_reports_dir")
     reports_dir = _writable_dir(Path(reports_opt).expanduser().resolve() if reports_opt else config.rootpath / "reports",
                                 "--reports-dir")
     baselines_opt = config.getoption("medgate_baselines_dir")
     baselines_dir = Path(baselines_opt).expanduser().resolve() if baselines_opt else reports_dir / "baselines"
     limit = config.getoption("medgate_limit")
-    against = _against(config, registry, baselines_dir, data_dir, limit, prompts)
+    against = _against(config, registry, baselines_dir)
     models = _models(config, registry, against)
     save_name, compare_name = config.getoption("medgate_save_baseline"), config.getoption("medgate_baseline")
     for name in (save_name, compare_name):
@@ -164,12 +142,12 @@ def read_run_config(config: pytest.Config) -> RunConfig:
     if cache_path is not None:
         check_cache_file(cache_path)
     settings = RunSettings(
-        data_dir=data_dir, data_source=source, limit=limit, scoring=scoring, cache_path=cache_path,
+        data_dir=data_dir, limit=limit, scoring=scoring, cache_path=cache_path,
         chunk_size=config.getoption("medgate_chunk_size"), rejudge=config.getoption("medgate_rejudge"),
         prompts=prompts,
     )
     return RunConfig(
-        models=models, settings=settings, reports_dir=reports_dir, baselines_dir=baselines_dir,
+        models=models, settings=settings, registry=registry, data_dir_given=config.getoption("medgate_data_dir") is not None, reports_dir=reports_dir, baselines_dir=baselines_dir,
         save_baseline=save_name, baseline=compare_name, attach_samples=config.getoption("medgate_attach_samples"),
         against=against, require_gate=config.getoption("medgate_require_gate"),
         shard_timeout=float(config.getoption("medgate_shard_timeout")),
@@ -199,8 +177,7 @@ def _models(config: pytest.Config, registry: Registry, against: Against | None) 
     return models
 
 
-def _against(config: pytest.Config, registry: Registry, baselines_dir: Path, data_dir: Path,
-             limit: int | None, prompts: PromptSource) -> Against | None:
+def _against(config: pytest.Config, registry: Registry, baselines_dir: Path) -> Against | None:
     given = config.getoption("medgate_against")
     if given is None:
         return None
@@ -215,42 +192,62 @@ def _against(config: pytest.Config, registry: Registry, baselines_dir: Path, dat
     except ConfigError as exc:
         raise ConfigError(f"--against {given}: {exc}") from None
     if baseline is not None:
-        check_baseline(baselines_dir, baseline, [spec.name])
-        check_baseline_fits(baselines_dir, baseline, spec.name, _expected_provenance(data_dir, limit, prompts))
+        check_baseline(baselines_dir, baseline, [spec.name])  # that it fits the data: after collection
     return Against(spec, baseline)
 
 
-def _expected_provenance(data_dir: Path, limit: int | None, prompts: PromptSource) -> dict[str, dict[str, object]]:
+def _expected_provenance(tasks: list[TaskSpec], data_dir: Path | None, limit: int | None,
+                         prompts: PromptSource) -> dict[str, dict[str, object]]:
     """What a baseline of this run's data and prompts must have recorded, per task whose file is present."""
     out: dict[str, dict[str, object]] = {}
-    for task in (t.with_prompts(prompts) for t in TASKS.values()):
+    for task in (t.with_prompts(prompts) for t in tasks):
         try:
             path = data_file(task, data_dir)
-        except MissingDataFile:
+        except MedgateError:
             continue
         out[task.name] = {"dataset_hash": file_sha256(path), "prompt_version": task.prompt_version,
                           "decoding": GenParams(max_tokens=task.max_new_tokens).describe(), "limit": limit}
     return out
 
 
-def _data_dir(config: pytest.Config) -> tuple[Path, str]:
-    """The data folder and whether it is the shipped synthetic data. A given folder that holds
-    none of the tasks' files is a usage error (a typo in a CI job's path must not pass green)."""
+def _data_dir(config: pytest.Config) -> Path | None:
+    """The data folder: --data-dir (that it holds a file of a collected task is checked after
+    collection), else the default of fixtures_dir."""
     given = config.getoption("medgate_data_dir")
     if given is None:
-        return fixtures_dir(config), "synthetic"
+        return fixtures_dir(config)
     if not given.strip():  # e.g. --data-dir="$DATA" with DATA unset: never fall back to the shipped data
         raise ConfigError("--data-dir: an empty path; give the folder of the dataset files")
     data_dir = Path(given).expanduser().resolve()
     if not data_dir.is_dir():
         raise ConfigError(f"--data-dir {data_dir}: not a directory")
-    names = [name for task in TASKS.values() for name in (task.filename, *task.alt_filenames)]
-    if not any((data_dir / name).exists() for name in names):
-        below = sorted({p.parent for name in names for p in data_dir.glob(f"*/{name}")})
-        hint = f"; they are in {', '.join(map(str, below))}: did you mean --data-dir {below[0]}?" if below else ""
-        raise ConfigError(f"--data-dir {data_dir}: holds none of the task files ({', '.join(names)}){hint}")
-    # The shipped fixtures named explicitly are still synthetic; anything else may be credentialed.
-    return data_dir, "synthetic" if data_dir == fixtures_dir(config).resolve() else "user"
+    return data_dir
+
+
+def check_collected(run: RunConfig, catalogue: Catalogue, tasks: list[TaskSpec]) -> dict[str, Criteria]:
+    """What only collection can check (every task is known now): each model's criteria against
+    the catalogue, a --data-dir that holds no file of the collected tasks, a REF@BASELINE that was
+    measured on other data or prompts. Returns the criteria of every model of the run. (A data
+    folder must hold a file of some task of the catalogue: a typo in a CI job's path must not pass
+    green, and a team's folder may hold its own task's file only.)"""
+    metrics = catalogue.metrics()
+    criteria: dict[str, Criteria] = {}
+    specs = [*run.models.values(), *([run.against.spec] if run.against else [])]
+    for spec in specs:
+        key, raw = run.registry.criteria_of(spec)
+        criteria[spec.name] = check_criteria(raw, key, run.registry.path, metrics)  # type: ignore[arg-type]
+    data_dir = run.settings.data_dir
+    if run.data_dir_given and tasks and data_dir is not None:
+        names = [name for task in catalogue.tasks.values() for name in (task.filename, *task.alt_filenames)]
+        if not any((data_dir / name).exists() for name in names):
+            below = sorted({p.parent for name in names for p in data_dir.glob(f"*/{name}")})
+            hint = f"; they are in {', '.join(map(str, below))}: did you mean --data-dir {below[0]}?" if below else ""
+            raise ConfigError(f"--data-dir {data_dir}: holds none of the task files ({', '.join(names)}){hint}")
+    against = run.against
+    if against is not None and against.baseline is not None:
+        expected = _expected_provenance(tasks, data_dir, run.settings.limit, run.settings.prompts)
+        check_baseline_fits(run.baselines_dir, against.baseline, against.spec.name, expected)
+    return criteria
 
 
 def _writable_dir(path: Path, option: str) -> Path:

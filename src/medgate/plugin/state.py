@@ -9,11 +9,14 @@ from typing import Any
 
 import pytest
 
+from medgate.core.errors import ConfigError
 from medgate.core.outcome import Outcome
+from medgate.judging.criteria import Criteria
 from medgate.models.spec import ModelSpec
 from medgate.pipeline.board import ShardBoard
 from medgate.pipeline.model_run import ModelRun
 from medgate.pipeline.shards import Shard
+from medgate.plugin.flags import STATE
 from medgate.plugin.options import RunConfig
 from medgate.reporting.allure import write_run_files
 from medgate.reporting.charts import model_chart
@@ -21,6 +24,7 @@ from medgate.reporting.comparisons import write_comparisons
 from medgate.reporting.summary import environment_properties, headline, not_gated, verdict_table, write_summary
 from medgate.reporting.table import store_run, write_models_table
 from medgate.tasks.base import TaskSpec
+from medgate.tasks.catalogue import Catalogue
 
 OUTCOME_PROPERTY = "medgate"  # the user_properties key that carries an Outcome (xdist ships it back)
 
@@ -33,8 +37,8 @@ class GateKey:
     model: str
     compared: bool = False  # the candidate-vs-reference tests
 
-    def test_id(self, reference: str | None) -> str:
-        return f"{self.model}-vs-{reference}" if self.compared else self.model
+    def test_id(self, against: Any) -> str:
+        return against.test_id(self.model) if self.compared and against is not None else self.model
 
 
 @dataclass
@@ -46,6 +50,14 @@ class RunState:
     board: ShardBoard | None = None  # data-parallel generation: the shard board of this run
     shards: dict[str, list[Shard]] = field(default_factory=dict)  # model -> its shards, on every worker
     worker: str | None = None  # this xdist worker's id ("gw0"); None without xdist
+    catalogue: Catalogue = field(default_factory=Catalogue)  # every task of the run, after collection
+    criteria: dict[str, Criteria] = field(default_factory=dict)  # model -> its checked pass criteria
+
+    def criteria_of(self, model: str) -> Criteria:
+        try:
+            return self.criteria[model]
+        except KeyError:
+            raise ConfigError(f"{model}: its pass criteria were not checked (no medgate test was collected)") from None
 
     @property
     def keys(self) -> dict[str, GateKey]:
@@ -53,7 +65,7 @@ class RunState:
         against = self.config.against
         keys = [GateKey(m) for m in self.config.models]
         keys += [GateKey(m, compared=True) for m in self.config.models] if against else []
-        return {k.test_id(against.label if against else None): k for k in keys}
+        return {k.test_id(against): k for k in keys}
 
     def selected_tasks(self, key: GateKey, fallback: TaskSpec) -> list[TaskSpec]:
         """The tasks selected for a key (after -k/-m); the asking task when collection saw none."""
@@ -69,7 +81,7 @@ class RunState:
         for key, selected in self.selected.items():
             if selected:
                 out.setdefault(key.model, {}).update(selected)
-                if key.compared and against is not None and against.baseline is None:
+                if key.compared and against is not None and against.generated:
                     out.setdefault(against.spec.name, {}).update(selected)
         return out
 
@@ -86,7 +98,7 @@ class RunState:
     def spec_of(self, name: str) -> ModelSpec:
         """A selected model's spec, or the reference's of --against."""
         against = self.config.against
-        if name not in self.config.models and against is not None and against.spec.name == name:
+        if name not in self.config.models and against is not None and against.is_model(name):
             return against.spec
         return self.config.models[name]
 
@@ -103,9 +115,6 @@ class RunState:
             # (a reference loaded by every worker that compares with it would share one bar)
             run.report_to(self.board, self.worker)
         return run
-
-
-STATE = pytest.StashKey[RunState]()
 
 
 def quiet_capture(config: pytest.Config) -> Any:

@@ -12,53 +12,23 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import replace
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
-from medgate.core.errors import ConfigError, EngineError, MedgateError
+from medgate.core.errors import ConfigError, EngineError
 from medgate.core.outcome import Comparison, Outcome
 from medgate.core.types import TaskResult
 from medgate.core.versions import package_versions
 from medgate.judging.baselines import baseline_reference, save_baseline
-from medgate.judging.paired import Reference, compare, judge, reference_of
-from medgate.judging.verdict import check, item_errors
+from medgate.judging.paired import Reference, reference_of
+from medgate.judging.rules import Family, baseline_rule, model_verdict, non_inferiority_rule, pair_verdict
+from medgate.judging.verdict import item_errors
 from medgate.pipeline.model_run import ModelRun
 from medgate.plugin.options import Against
 from medgate.plugin.state import OUTCOME_PROPERTY, GateKey, RunState
 from medgate.reporting.allure import attach_json, attach_samples, record_test, sample_records, write_perf
-from medgate.tasks import TASKS
 from medgate.tasks.base import TaskSpec
-
-
-class Family:
-    """The comparisons of a model's selected tasks with one reference, Holm-adjusted together
-    (computed once). A task whose data, engine or reference fails is left out of the correction
-    and its own tests get the error; the other tasks are still compared."""
-
-    def __init__(self, reference: Callable[[TaskSpec], Reference], candidate: Callable[[TaskSpec], TaskResult],
-                 rule: Callable[[str, str], tuple[str, float]]) -> None:
-        self._reference, self._candidate, self._rule = reference, candidate, rule
-        self._judged: dict[tuple[str, str], Comparison] | None = None
-        self._errors: dict[str, MedgateError] = {}
-
-    def comparisons(self, tasks: list[TaskSpec], asking: TaskSpec) -> dict[tuple[str, str], Comparison]:
-        if self._judged is None:
-            raw: list[Comparison] = []
-            for task in tasks:
-                try:
-                    raw += compare(self._reference(task), self._candidate(task), task)
-                except MedgateError as exc:
-                    self._errors[task.name] = exc
-            self._judged = {(c.task, c.metric): c for c in judge(raw, self._rule)}
-        if asking.name in self._errors:
-            raise self._errors[asking.name].with_traceback(None)
-        return self._judged
-
-
-def _rule(spec_rule: str, margin: Callable[[str, str], float]) -> Callable[[str, str], tuple[str, float]]:
-    return lambda task, metric: (spec_rule, margin(task, metric))
 
 
 class ModelGate:
@@ -77,18 +47,14 @@ class ModelGate:
         assert config.baseline is not None
         if self._baseline is None:
             name = config.baseline
-            tolerance_or_margin = spec.tolerance_for if spec.regression == "significant_drop" else _margin(spec)
+            rule = baseline_rule(self.state.criteria_of(spec.name), self.state.catalogue.metrics())
             self._baseline = Family(
                 lambda task: baseline_reference(config.baselines_dir, name, spec.name, task.name, f"baseline '{name}'"),
-                self.run.result, _rule(spec.regression, tolerance_or_margin))
+                self.run.result, rule)
         return self._baseline.comparisons(tasks, asking)
 
     def close(self) -> None:
         self.run.close()
-
-
-def _margin(spec: Any) -> Callable[[str, str], float]:
-    return lambda task, metric: spec.margin_for(task, metric, TASKS[task].metrics[metric].default_margin())
 
 
 class PairGate:
@@ -99,12 +65,13 @@ class PairGate:
         self.against = against
         self.reference = reference  # None: the reference's scores come from its baseline
         self.state = state
-        self.label = f"model {against.label}"
+        self.label = against.description
+        criteria = state.criteria_of(candidate.run.spec.name)
         self._family = Family(self._reference_of, candidate.run.result,
-                              _rule("non_inferiority", _margin(candidate.run.spec)))
+                              non_inferiority_rule(criteria, state.catalogue.metrics()))
 
     def _reference_of(self, task: TaskSpec) -> Reference:
-        if self.reference is None:
+        if not self.against.generated:
             assert self.against.baseline is not None
             return baseline_reference(self.state.config.baselines_dir, self.against.baseline, self.against.spec.name,
                                       task.name, self.label)
@@ -161,30 +128,12 @@ class TaskGate:
         return outcome
 
     def _verdict(self, metric: str) -> Outcome:
-        spec = self.model.run.spec
+        criteria = self.model.state.criteria_of(self.model.run.spec.name)
         comparison = self.comparisons.get((self.task.name, metric))
+        spec = self.task.metrics[metric]
         if self.pair is not None:
-            outcome = check(self.result, self.task.metrics[metric], None, comparison=comparison,
-                            against=self.pair.against.label)
-            if comparison is None and outcome.status != "not_computed":
-                return replace(outcome, status="not_computed", message=f"{spec.name} {self.task.name} {metric}: not "
-                               f"computed: {self.pair.label} has no score for this metric to compare with")
-            if comparison is not None and comparison.verdict == "inconclusive" and spec.inconclusive == "xfail":
-                outcome = replace(outcome, status="known_gap",
-                                  message=f"{outcome.message} [inconclusive allowed (models.toml): xfail]")
-            return outcome
-        outcome = check(self.result, self.task.metrics[metric], spec.threshold(self.task.name, metric),
-                        gate_on=spec.gate_on, comparison=comparison)
-        # A known gap covers a verdict below the bar, never an error (those are raised in setup):
-        # models.toml's expected_failures turns that failure into an xfail, and a pass into a
-        # failure, so that a gap that closed is noticed (strict, like xfail_strict).
-        gap = spec.expected_failures.get(self.task.name)
-        if gap and outcome.status == "fail":
-            return replace(outcome, status="known_gap", message=f"{outcome.message} [known gap (models.toml): {gap}]")
-        if gap and outcome.status == "pass":
-            return replace(outcome, status="fail", message=f"{outcome.message}; but models.toml expects this task "
-                           f"to fail ({gap}): the gap closed, remove expected_failures.{self.task.name}")
-        return outcome
+            return pair_verdict(self.result, spec, criteria, comparison, self.pair.against.label, self.pair.label)
+        return model_verdict(self.result, spec, criteria, comparison)
 
     def _attach_samples(self) -> None:
         """Once per model and task, on a test (not its fixture, where Allure would file it apart)."""
@@ -192,15 +141,20 @@ class TaskGate:
         if task.name in model.attached:
             return
         # Prompts and outputs of user data may be credentialed patient text: only when asked.
-        if model.run.settings.data_source == "synthetic" or model.state.config.attach_samples:
+        if self._shareable():
             attach_samples(task.name, sample_records(self.result, model.run.plan(task).chats))
         model.attached.add(task.name)
+
+    def _shareable(self) -> bool:
+        """Texts of this task may go into reports: the file is one medgate ships (by its hash), or
+        the user passed --attach-samples. Anything else may be patient text, wherever it lives."""
+        return self.result.provenance.get("data_source") == "synthetic" or self.model.state.config.attach_samples
 
     def _attach_flips(self, comparison: Comparison) -> None:
         """The outputs of the items that flipped, candidate beside reference: only for synthetic
         data or with --attach-samples (user data may hold patient text); reports carry the ids."""
         model = self.model
-        if not (model.run.settings.data_source == "synthetic" or model.state.config.attach_samples):
+        if not self._shareable():
             return
         ids = set(comparison.flips_worse) | set(comparison.flips_better)
         if not ids:

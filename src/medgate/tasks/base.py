@@ -24,6 +24,7 @@ class TaskSpec:
     ``score_sample`` scores one output; tasks whose metrics work on batches (BERTScore) give
     ``score_batch`` instead. ``prepare`` turns loaded samples into the items to prompt when that
     depends on the model's tokenizer (LongHealth packs documents to the context budget).
+    ``path`` names the data file directly, for a team's own task kept beside its test module.
     ``notes`` turns the totals of the items' ``meta`` into lines for the report. ``reference``
     says where the task's prompts live in the reference code and what changes when a run uses
     them (``with_prompts``).
@@ -44,6 +45,9 @@ class TaskSpec:
     notes: Callable[[Mapping[str, int]], dict[str, str]] | None = None
     alt_filenames: tuple[str, ...] = ()  # other accepted names, tried in order after ``filename``
     reference: ReferenceScript | None = None
+    # A data file given by path (relative to the test module that defines the task, resolved at
+    # collection); a file of ``filename`` in --data-dir wins, so real data replaces a sample file.
+    path: str | Path | None = None
 
     def __post_init__(self) -> None:
         if (self.score_sample is None) == (self.score_batch is None):
@@ -53,12 +57,13 @@ class TaskSpec:
                 raise ValueError(f"task {self.name}: metric {key!r} is declared under the name {spec.name!r}")
 
     def with_prompts(self, prompts: PromptSource) -> TaskSpec:
-        """This task as a run with these prompts builds it: itself for medgate's own prompts; in
+        """This task as a run with these prompts builds it: itself for medgate's own prompts (and
+        for a task the reference code does not have); in
         reference mode, the reference's prompt builder (and loader, packing) with a prompt version
         that holds the templates' hash."""
-        if not prompts.is_reference:
-            return self
-        if self.reference is None or self.name not in prompts.templates:
+        if not prompts.is_reference or self.reference is None:
+            return self  # a task with no reference code (a team's own) keeps its prompts
+        if self.name not in prompts.templates:
             raise ConfigError(f"task {self.name}: no reference prompts to use")
         changes = dict(self.reference.variant(prompts.templates[self.name]))
         return replace(self, prompt_version=prompts.prompt_version(self.name, self.prompt_version), **changes)
@@ -83,6 +88,11 @@ class TaskSpec:
         declared = set(self.metrics)
         for index, scores in enumerate(batch.per_item):
             unknown = set(scores) - declared
+            for name, value in scores.items():
+                # A string, None or NaN would be averaged or compared as if it were a score.
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+                    raise ValueError(f"task {self.name}: the scorer gave item {index} metric {name!r} the value "
+                                     f"{value!r} ({type(value).__name__}), not a number")
             if unknown:
                 raise ValueError(f"task {self.name}: the scorer emitted undeclared metric(s) "
                                  f"{', '.join(sorted(unknown))} for item {index} (declared: {', '.join(self.metrics)})")
