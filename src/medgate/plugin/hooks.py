@@ -57,14 +57,14 @@ def pytest_configure(config: pytest.Config) -> None:
     suite = _runs_medical_suite(config)
     if suite or asked_for(config):
         _activate(config, allure=suite)
-    elif not _is_worker(config):
-        config.pluginmanager.register(_Dormant(config), "medgate-dormant")
+    if not _is_worker(config):
+        config.pluginmanager.register(_Watcher(config), "medgate-watcher")
 
 
-class _Dormant:
-    """On the controller of a session that did not ask for medgate: wakes medgate when the first
-    medgate verdict arrives (a worker found a medgate test), and turns a worker's usage error into
-    exit 4. Otherwise it only looks at report properties."""
+class _Watcher:
+    """On the controller (or the only process): turns an xdist worker's medgate usage error into
+    exit 4, and in a session that did not ask for medgate wakes it when the first medgate verdict
+    arrives (a worker found a medgate test). Otherwise it only looks at report properties."""
 
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
