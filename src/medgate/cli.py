@@ -87,11 +87,15 @@ def verify_main(argv: list[str]) -> int:
 
     parser = argparse.ArgumentParser(prog="medgate verify", description=verify_main.__doc__)
     parser.add_argument("file", type=Path, help="the release record (reports/attestation.intoto.jsonl)")
-    parser.add_argument("--key", type=Path, help="the signer's Ed25519 public key (PEM); without it no signature is checked")
+    parser.add_argument("--key", type=Path,
+                        help="the signer's Ed25519 public key (PEM); without it no signature is checked")
     parser.add_argument("--model", type=Path, help="a model folder: its weights must be a statement's subject")
-    parser.add_argument("--data-dir", type=Path, help="the data folder: each task's data file must have the recorded sha256")
-    parser.add_argument("--models-file", type=Path, help="models.toml: each model's pass criteria must have the recorded digest")
-    parser.add_argument("--runs", type=Path, help="the run records (reports/runs): the per-item scores must give the recorded Merkle roots")
+    parser.add_argument("--data-dir", type=Path,
+                        help="the data folder: each task's data file must have the recorded sha256")
+    parser.add_argument("--models-file", type=Path,
+                        help="models.toml: each model's pass criteria must have the recorded digest")
+    parser.add_argument("--runs", type=Path,
+                        help="the run records (reports/runs): the per-item scores must give the recorded Merkle roots")
     args = parser.parse_args(argv)
     for name in ("file", "key", "models_file"):
         path = getattr(args, name)

@@ -84,18 +84,23 @@ def gated_models(record: Mapping[str, Any], outcomes: Sequence[Outcome]) -> list
 def build_statements(record: Mapping[str, Any], weights: Weights,
                      data_digests: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
     """One in-toto Statement v1 per gated model of the run record. ``weights``: model ->
-    weights_digest() or unhashed_weights(); ``data_digests``: dataset_hash -> full sha256."""
+    weights_digest() or unhashed_weights(); ``data_digests``: dataset_hash -> full sha256 (None:
+    read from the data files the record names, where they still are)."""
     outcomes = [Outcome.from_dict(o) for o in record.get("outcomes", [])]
+    if data_digests is None:
+        data_digests = dataset_digests(record)
     statements = []
     for model in gated_models(record, outcomes):
         own = [o for o in outcomes if o.model == model]
+        known = (record.get("models") or {}).get(model, {})
         info = weights.get(model) or unhashed_weights("no weights digest was given for this model",
-                                                      str(record.get("models", {}).get(model, {}).get("fingerprint", model)))
+                                                      str(known.get("fingerprint") or model))
         if info.get("hashed"):
             subject_digest = dict(info["digest"])
-        else:
-            subject_digest = {"sha256": sha256_hex(str(info.get("identity", model)).encode("utf-8"))}
-        predicate = _predicate(record, model, own, info, data_digests or {})
+        else:  # the identity as the statement shows it (credentials stripped) is what the digest is over
+            info = {**info, "identity": scrub(str(info.get("identity", model)))}
+            subject_digest = {"sha256": sha256_hex(info["identity"].encode("utf-8"))}
+        predicate = _predicate(record, model, own, info, data_digests)
         statements.append(scrub({
             "_type": STATEMENT_TYPE,
             "subject": [{"name": model, "digest": subject_digest}],
@@ -257,8 +262,7 @@ def write_attestations(reports_dir: Path, record: Mapping[str, Any], weights: We
 
         record["packages"] = package_versions()
     key = load_private_key(key_path) if key_path is not None else None
-    statements = build_statements(record, weights if weights is not None else weights_of(record),
-                                  dataset_digests(record))
+    statements = build_statements(record, weights if weights is not None else weights_of(record))
     lines = [json.dumps(envelope(canonical_json(s), key), sort_keys=True) for s in statements]
     path = atomic_write(reports_dir / FILENAME, "".join(line + "\n" for line in lines))
     return path, key is not None

@@ -12,7 +12,8 @@ from typing import Any, Callable, Mapping, Sequence
 
 from medgate.core.io import file_sha256
 from medgate.reporting.attestation import PREDICATE_TYPE, STATEMENT_TYPE
-from medgate.reporting.digests import canonical_json, criteria_digest, file_digest, merkle_root, sha256_hex, weights_digest
+from medgate.reporting.digests import (canonical_json, criteria_digest, file_digest, merkle_root, sha256_hex,
+                                       weights_digest)
 from medgate.reporting.dsse import PAYLOAD_TYPE, check_signatures, open_envelope
 
 ResolveCriteria = Callable[[Path, str], Mapping[str, Any]]
@@ -51,8 +52,7 @@ def statement_problems(statement: Any) -> list[str]:
     else:
         for i, subject in enumerate(subjects):
             digest = subject.get("digest") if isinstance(subject, dict) else None
-            if not isinstance(digest, dict) or not digest or not all(
-                    isinstance(v, str) and v and all(ch in "0123456789abcdef" for ch in v.lower()) for v in digest.values()):
+            if not isinstance(digest, dict) or not digest or not all(_is_hex(v) for v in digest.values()):
                 problems.append(f"subject[{i}].digest is not a set of hex digests")
     if statement.get("predicateType") != PREDICATE_TYPE:
         problems.append(f"predicateType is {statement.get('predicateType')!r}, not {PREDICATE_TYPE!r}")
@@ -61,14 +61,20 @@ def statement_problems(statement: Any) -> list[str]:
     return problems
 
 
+def _is_hex(value: Any) -> bool:
+    return isinstance(value, str) and bool(value) and all(ch in "0123456789abcdef" for ch in value.lower())
+
+
 def _consistency(statement: Mapping[str, Any]) -> list[str]:
     """The subject digest must be the one the predicate's file list gives."""
     model = statement["predicate"].get("model") or {}
+    subject = statement["subject"][0]["digest"].get("sha256")
     if not model.get("weightsHashed"):
+        if subject != sha256_hex(str(model.get("identity", "")).encode("utf-8")):
+            return ["the subject digest is not the sha256 of predicate.model.identity"]
         return []
     pairs = sorted([f["name"], f["digest"]["sha256"]] for f in model.get("files", []))
     listed = sha256_hex(canonical_json(pairs))
-    subject = statement["subject"][0]["digest"].get("sha256")
     problems = []
     if listed != model.get("digest", {}).get("sha256"):
         problems.append("predicate.model.digest is not the digest of its file list")
@@ -168,7 +174,8 @@ def _weights(statements: Sequence[Mapping[str, Any]], folder: Path) -> Binding:
     digest = found["digest"]["sha256"]
     for s in hashed:
         if s["subject"][0]["digest"].get("sha256") == digest:
-            return Binding("weights", True, f"{s['subject'][0]['name']}: {folder} has sha256 {digest[:16]}, the subject's")
+            name = s["subject"][0]["name"]
+            return Binding("weights", True, f"{name}: {folder} has sha256 {digest[:16]}, the subject's")
     # Say which files differ, against the statement that lists most of the same file names.
     mine = {f["name"]: f["digest"]["sha256"] for f in found["files"]}
 
