@@ -247,6 +247,7 @@ def test_one_statement_per_gated_model_in_the_statement_v1_layout(tmp_path):
     predicate = statement["predicate"]
     assert predicate["runVerdict"].startswith("medgate: FAILED") and predicate["passed"] is False
     assert predicate["criteria"]["digest"] == {"sha256": criteria_digest(run["criteria"])}
+    assert "evaluator" not in predicate  # who ran it: only when the record names them
     assert predicate["harness"] == {"name": "medgate", "version": "0.1.0", "digest": {"gitCommit": "c3b05cb" + "0" * 33}}
     meqsum = next(t for t in predicate["tasks"] if t["name"] == "meqsum")
     assert meqsum["dataset"]["digest"] == {"sha256": hashlib.sha256((run["data"] / "meqsum.jsonl").read_bytes()).hexdigest()}

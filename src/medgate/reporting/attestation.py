@@ -24,7 +24,6 @@ from medgate.reporting.summary import not_gated
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_TYPE = "https://medgate.dev/attestation/eval-result/v0.1"
-EVALUATOR_ID = "https://github.com/medgate/medgate"
 FILENAME = "attestation.intoto.jsonl"
 SIGNING_KEY_ENV = "MEDGATE_SIGNING_KEY"
 MERKLE_TREE = "rfc6962-sha256 over canonical-json {id, scores} leaves sorted by id"
@@ -123,8 +122,11 @@ def _predicate(record: Mapping[str, Any], model: str, outcomes: Sequence[Outcome
         if o.comparison is not None:
             families[o.comparison.reference] = families.get(o.comparison.reference, 0) + 1
     tasks = sorted({o.task for o in outcomes})
+    predicate: dict[str, Any] = {}
+    if record.get("evaluator"):  # who ran the evaluation (a URI); the draft gives it no default: absent, no claim
+        predicate["evaluator"] = {"id": str(record["evaluator"])}
     return {
-        "evaluator": {"id": EVALUATOR_ID},
+        **predicate,
         "harness": harness,
         "runId": str(record.get("run_id", "")),
         "startedOn": record.get("started"),
