@@ -61,7 +61,7 @@ def dataset_digests(record: Mapping[str, Any]) -> dict[str, str]:
     for outcome in record.get("outcomes", []):
         prov = outcome.get("provenance") or {}
         path, short = prov.get("dataset"), prov.get("dataset_hash")
-        if not path or not short or short in out:
+        if not path or not str(short or "").startswith("sha256:") or short in out:
             continue
         file = Path(str(path))
         if file.is_file() and file_sha256(file, length=len(str(short)) - len("sha256:")) == short:
