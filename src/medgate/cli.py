@@ -1,6 +1,8 @@
 """`medgate html` turns reports/ into the HTML report (Allure 3, from tools/allure); `medgate
 table` writes the table across models, and with `--published` also each model's values beside
-the published CLUE figures (reports/reproduction.md). Also `python -m medgate.cli ...`."""
+the published CLUE figures (reports/reproduction.md); `medgate verify` checks a release record
+(reports/attestation.intoto.jsonl) against a public key and the files it names. Also
+`python -m medgate.cli ...`."""
 
 from __future__ import annotations
 
@@ -76,9 +78,54 @@ def published_names(models_file: Path) -> dict[str, str]:
     return mapping
 
 
+def verify_main(argv: list[str]) -> int:
+    """`medgate verify FILE [--key PUB] [--model PATH] [--data-dir DIR] [--models-file F] [--runs DIR]`:
+    one line per binding, exit 1 on any failure (or an unsigned record when --key is given), 2 on
+    a usage error."""
+    from medgate.reporting.dsse import load_public_key
+    from medgate.reporting.verify import exit_status, verify
+
+    parser = argparse.ArgumentParser(prog="medgate verify", description=verify_main.__doc__)
+    parser.add_argument("file", type=Path, help="the release record (reports/attestation.intoto.jsonl)")
+    parser.add_argument("--key", type=Path,
+                        help="the signer's Ed25519 public key (PEM); without it no signature is checked")
+    parser.add_argument("--model", type=Path, help="a model folder: its weights must be a statement's subject")
+    parser.add_argument("--data-dir", type=Path,
+                        help="the data folder: each task's data file must have the recorded sha256")
+    parser.add_argument("--models-file", type=Path,
+                        help="models.toml: each model's pass criteria must have the recorded digest")
+    parser.add_argument("--runs", type=Path,
+                        help="the run records (reports/runs): the per-item scores must give the recorded Merkle roots")
+    args = parser.parse_args(argv)
+    for name in ("file", "key", "models_file"):
+        path = getattr(args, name)
+        if path is not None and not path.is_file():
+            parser.error(f"{path}: no such file")
+    for name in ("model", "data_dir", "runs"):
+        path = getattr(args, name)
+        if path is not None and not path.is_dir():
+            parser.error(f"{path}: no such folder")
+    try:
+        key = load_public_key(args.key) if args.key is not None else None
+    except ConfigError as exc:
+        parser.error(str(exc))
+    try:
+        bindings = verify(args.file, key, model_dir=args.model, data_dir=args.data_dir, models_file=args.models_file,
+                          runs_dir=args.runs)
+    except ValueError as exc:  # not a release record at all: nothing in it can hold
+        print(f"FAIL statement: {exc}")
+        return 1
+    for binding in bindings:
+        print(binding.line())
+    return exit_status(bindings, key_given=key is not None)
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["verify"]:
+        return verify_main(argv[1:])
     parser = argparse.ArgumentParser(prog="medgate", description=__doc__)
-    parser.add_argument("command", choices=["html", "table"])
+    parser.add_argument("command", choices=["html", "table", "verify"])
     parser.add_argument("--reports-dir", default="reports", help="the reports folder (default: reports)")
     parser.add_argument("--published", action="store_true",
                         help="table: also put each model's values beside the published CLUE figures "
