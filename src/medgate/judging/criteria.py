@@ -57,9 +57,15 @@ class Criteria:
 
 
 def check_criteria(raw: Mapping[str, Any], key: str, path: Path,
-                   metrics: Mapping[str, Mapping[str, MetricSpec]]) -> Criteria:
+                   metrics: Mapping[str, Mapping[str, MetricSpec]] | None) -> Criteria:
     """A model's criteria from its (type-checked) models.toml entry, every task and metric
-    checked against ``metrics`` (task -> metric -> spec, the run's catalogue)."""
+    checked against ``metrics`` (task -> metric -> spec, the run's catalogue); None: as written,
+    unchecked (to recompute a recorded run's criteria digest, whose tasks may not be installed)."""
+    if metrics is None:
+        tables = {t: {task: {m: float(x) for m, x in v.items()} for task, v in raw.get(t, {}).items()}
+                  for t in ("thresholds", "tolerances", "margins")}
+        return Criteria(**{n: raw[n] for n in SCALARS if n in raw}, **tables,
+                        expected_failures=dict(raw.get("expected_failures", {})))
 
     def fail(where: str, message: str) -> ConfigError:
         return ConfigError(f"{path}: {where}: {message}")
@@ -92,13 +98,15 @@ def check_criteria(raw: Mapping[str, Any], key: str, path: Path,
     return Criteria(**scalars, **tables, expected_failures=dict(raw.get("expected_failures", {})))
 
 
-def resolve_criteria(models_file: Path, model: str,
-                     metrics: Mapping[str, Mapping[str, MetricSpec]] | None = None) -> Criteria:
-    """The checked criteria of one model of a models file, against ``metrics`` (default: the
-    built-in and installed tasks), e.g. for ``medgate verify`` or a test."""
+def resolve_criteria(models_file: Path, model: str, metrics: Mapping[str, Mapping[str, MetricSpec]] | None | str = "installed"
+                     ) -> Criteria:
+    """The criteria of one model of a models file, checked against ``metrics`` (default: the
+    built-in and installed tasks; None: unchecked, as ``medgate verify`` recomputes a digest)."""
     from medgate.models.registry import load_registry
     from medgate.tasks.catalogue import builtin_catalogue
 
     registry = load_registry(models_file)
     key, raw = registry.criteria_of(registry.resolve(model))
-    return check_criteria(raw, key, registry.path, metrics if metrics is not None else builtin_catalogue().metrics())
+    if metrics == "installed":
+        metrics = builtin_catalogue().metrics()
+    return check_criteria(raw, key, registry.path, metrics)  # type: ignore[arg-type]

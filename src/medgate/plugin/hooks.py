@@ -81,7 +81,7 @@ class _Watcher:
             controller = self.config.pluginmanager.get_plugin("medgate-controller")
             controller.pytest_runtest_logreport(report)  # registered now: it missed this one
 
-    @pytest.hookimpl(trylast=True)
+    @pytest.hookimpl(tryfirst=True)  # before the controller, which writes no report after a usage error
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         if self.usage_error:
             session.exitstatus = pytest.ExitCode.USAGE_ERROR

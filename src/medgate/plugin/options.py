@@ -46,6 +46,7 @@ class RunConfig:
     require_gate: bool = False
     shard_timeout: float = 1800.0  # seconds without progress before a missing shard is an error
     data_dir_given: bool = False  # --data-dir named a folder: it must hold a file of a collected task
+    signing_key: Path | None = None  # MEDGATE_SIGNING_KEY: the release record's Ed25519 key (checked at start)
 
     def raw_criteria(self, spec: ModelSpec) -> tuple[str, object]:
         return self.registry.criteria_of(spec)
@@ -150,7 +151,7 @@ def read_run_config(config: pytest.Config) -> RunConfig:
         models=models, settings=settings, registry=registry, data_dir_given=config.getoption("medgate_data_dir") is not None, reports_dir=reports_dir, baselines_dir=baselines_dir,
         save_baseline=save_name, baseline=compare_name, attach_samples=config.getoption("medgate_attach_samples"),
         against=against, require_gate=config.getoption("medgate_require_gate"),
-        shard_timeout=float(config.getoption("medgate_shard_timeout")),
+        shard_timeout=float(config.getoption("medgate_shard_timeout")), signing_key=_signing_key(),
     )
 
 
@@ -248,6 +249,20 @@ def check_collected(run: RunConfig, catalogue: Catalogue, tasks: list[TaskSpec])
         expected = _expected_provenance(tasks, data_dir, run.settings.limit, run.settings.prompts)
         check_baseline_fits(run.baselines_dir, against.baseline, against.spec.name, expected)
     return criteria
+
+
+def _signing_key() -> Path | None:
+    """The release record's key, loaded now: a bad key is a usage error before hours of generation."""
+    from medgate.reporting.attestation import signing_key_path
+    from medgate.reporting.dsse import load_private_key
+
+    path = signing_key_path()
+    if path is not None:
+        try:
+            load_private_key(path)
+        except ConfigError as exc:
+            raise ConfigError(f"MEDGATE_SIGNING_KEY: {exc}") from None
+    return path
 
 
 def _writable_dir(path: Path, option: str) -> Path:

@@ -3,7 +3,9 @@ and writes the reports (on the xdist controller, or the single process without x
 
 from __future__ import annotations
 
+import json
 import os
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,11 +24,14 @@ from medgate.reporting.allure import write_run_files
 from medgate.reporting.charts import model_chart
 from medgate.reporting.comparisons import write_comparisons
 from medgate.reporting.summary import environment_properties, headline, not_gated, verdict_table, write_summary
-from medgate.reporting.table import store_run, write_models_table
+from medgate.reporting.attestation import signing_key_path, write_attestations
+from medgate.reporting.runrecord import build_record, new_run_id, write_run_record
+from medgate.reporting.table import write_models_table
 from medgate.tasks.base import TaskSpec
 from medgate.tasks.catalogue import Catalogue
 
 OUTCOME_PROPERTY = "medgate"  # the user_properties key that carries an Outcome (xdist ships it back)
+ITEMS_PROPERTY = "medgate_items"  # ... and a model's per-item scores of a task (ids and numbers only)
 
 
 @dataclass(frozen=True)
@@ -132,6 +137,10 @@ class Controller:
         self.state = state
         self.medical_run = medical_run  # the clinical tests were asked for
         self.outcomes: list[Outcome] = []
+        self.items: dict[str, dict[str, list[dict[str, Any]]]] = {}  # model -> task -> [{id, scores}]
+        self.run_id = new_run_id()
+        self.started = time.time()
+        self.attestation: str | None = None  # "signed" / "unsigned" once written
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         # The verdict of the call; or what ended the test in setup (an error, a missing data file).
@@ -139,9 +148,33 @@ class Controller:
             for name, value in report.user_properties:
                 if name == OUTCOME_PROPERTY:
                     self.outcomes.append(Outcome.from_json(value))
+                elif name == ITEMS_PROPERTY:
+                    data = json.loads(value)
+                    self.items.setdefault(data["model"], {})[data["task"]] = data["items"]
+
+    def _models(self) -> dict[str, dict[str, Any]]:
+        """Where each model of the verdicts came from, for the release record's weights digest."""
+        from medgate.models.fingerprint import resolve_location
+
+        out: dict[str, dict[str, Any]] = {}
+        for name in sorted({o.model for o in self.outcomes} | {o.against.split("@")[0] for o in self.outcomes if o.against}):
+            try:
+                spec = self.state.spec_of(name)
+            except KeyError:
+                continue
+            fingerprint = next((o.provenance.get("model_fingerprint") for o in self.outcomes
+                                if o.model == name and o.provenance.get("model_fingerprint")), None)
+            try:
+                location = resolve_location(spec) if spec.backend != "openai" else spec.location
+            except Exception:  # a model that could not be located: its statement says so
+                location = spec.location
+            out[name] = {"source": "server" if spec.backend == "openai" else spec.source, "location": location,
+                         "fingerprint": fingerprint}
+        return out
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        if session.config.option.collectonly or not (self.outcomes or self.medical_run):
+        self.usage_error = session.exitstatus == pytest.ExitCode.USAGE_ERROR  # nothing ran: no reports
+        if session.config.option.collectonly or self.usage_error or not (self.outcomes or self.medical_run):
             return
         ungated = not_gated(self.outcomes) if self.state.config.require_gate else []
         nothing = not any(o.value is not None for o in self.outcomes)
@@ -153,17 +186,27 @@ class Controller:
         write_comparisons(reports, self.outcomes)
         for model in sorted({o.model for o in self.outcomes if o.against is None}):
             model_chart(model, self.outcomes, reports / "charts" / f"{model}.png")
-        store_run(reports, self.outcomes)
+        criteria = {m: c.resolved() for m, c in self.state.criteria.items()}
+        record = build_record(self.run_id, self.started, self.outcomes, headline(self.outcomes, self.state.config.require_gate),
+                              self.items, criteria, self._models())
+        write_run_record(reports, record)
         write_models_table(reports)
+        if any(o.value is not None for o in self.outcomes):
+            _, signed = write_attestations(reports, record, key_path=self.state.config.signing_key)
+            self.attestation = "signed" if signed else "unsigned (set MEDGATE_SIGNING_KEY to an Ed25519 key to sign)"
         allure_dir = getattr(session.config.option, "allure_report_dir", None)
         if allure_dir:
             write_run_files(allure_dir, environment_properties(self.outcomes), os.environ)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        if terminalreporter.config.option.collectonly or not (self.outcomes or self.medical_run):
+        if (terminalreporter.config.option.collectonly or getattr(self, "usage_error", False)
+                or not (self.outcomes or self.medical_run)):
             return
         terminalreporter.section("medgate verdicts")
         terminalreporter.write_line(headline(self.outcomes, self.state.config.require_gate))
         for line in verdict_table(self.outcomes):
             terminalreporter.write_line(line)
         terminalreporter.write_line(f"summary: {self.state.config.reports_dir / 'summary.md'}")
+        if self.attestation:
+            terminalreporter.write_line(f"release record: {self.state.config.reports_dir / 'attestation.intoto.jsonl'} "
+                                        f"({self.attestation})")

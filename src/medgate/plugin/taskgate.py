@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from typing import Any
@@ -26,7 +27,7 @@ from medgate.judging.rules import Family, baseline_rule, model_verdict, non_infe
 from medgate.judging.verdict import item_errors
 from medgate.pipeline.model_run import ModelRun
 from medgate.plugin.options import Against
-from medgate.plugin.state import OUTCOME_PROPERTY, GateKey, RunState
+from medgate.plugin.state import ITEMS_PROPERTY, OUTCOME_PROPERTY, GateKey, RunState
 from medgate.reporting.allure import attach_json, attach_samples, record_test, sample_records, write_perf
 from medgate.tasks.base import TaskSpec
 
@@ -39,6 +40,7 @@ class ModelGate:
         self.state = state
         self.saved: set[str] = set()  # tasks whose baseline this run saved
         self.attached: set[str] = set()  # tasks whose samples are attached
+        self.recorded: set[str] = set()  # tasks whose per-item scores went to the controller
         self._baseline: Family | None = None
 
     def baseline_comparisons(self, tasks: list[TaskSpec], asking: TaskSpec) -> dict[tuple[str, str], Comparison]:
@@ -170,6 +172,15 @@ class TaskGate:
     def _record(self, outcome: Outcome) -> None:
         """Put the verdict on the test report (for the controller's summary) and in Allure."""
         self.request.node.user_properties.append((OUTCOME_PROPERTY, outcome.to_json()))
+        gates = [(self.model, self.result)]
+        if self.pair is not None and self.pair.reference is not None:
+            gates.append((self.pair.reference, self.pair.reference.run.result(self.task)))
+        for gate, result in gates:  # per-item scores, once per model and task (the run record, its Merkle roots)
+            if self.task.name not in gate.recorded:
+                items = [{"id": i.id, "scores": dict(i.scores)} for i in result.items]
+                self.request.node.user_properties.append((ITEMS_PROPERTY, json.dumps(
+                    {"model": gate.run.spec.name, "task": self.task.name, "items": items})))
+                gate.recorded.add(self.task.name)
         allure_dir = getattr(self.request.config.option, "allure_report_dir", None)
         if allure_dir and outcome.value is not None:
             now = int(time.time() * 1000)

@@ -101,9 +101,9 @@ def read_envelopes(file: Path) -> list[dict[str, Any]]:
 
 
 def _default_resolve(models_file: Path, model: str) -> Mapping[str, Any]:
-    from medgate.judging.criteria import resolve_criteria  # type: ignore[import-not-found]  # the lead's module
+    from medgate.judging.criteria import resolve_criteria
 
-    return resolve_criteria(models_file, model)
+    return resolve_criteria(models_file, model, metrics=None).resolved()
 
 
 def verify(file: Path, public_key: Any = None, model_dir: Path | None = None, data_dir: Path | None = None,
