@@ -34,13 +34,27 @@ def test_values_sit_beside_the_published_figures_with_difference_and_interval(tm
     assert rows[("meqsum", "rougeL")][7:9] == ["+5.42", "no"]  # 24.58 lies below 28.00-32.00
     assert rows[("meqsum", "bertscore_f1")][9:] == [
         "medgate's own",
-        "synthetic data; medgate's own prompts; BERTScore encoder all-MiniLM-L6-v2 (x), not recognisably SciBERT"]
+        "synthetic data, not user data; medgate's own prompts, not the reference's; "
+        "BERTScore encoder all-MiniLM-L6-v2 (x) at layer 6, not recognisably SciBERT"]
     assert rows[("longhealth", "accuracy_task1")][4:] == ["-", "-", "28.55", "-", "-", "-", "not run"]
     md, csv_path = write_reproduction(tmp_path, reproduction_rows(tmp_path, {"bm": "BioMistral-7B"}))
     text = md.read_text()
     assert SOURCE in text and "early prompts (April 2024)" in text
     assert "| bm | BioMistral-7B | mednli | accuracy | 60.00 | 55.00-65.00 | 62.32 | -2.32 | yes |" in text
     assert csv_path.read_text().count("\n") == 1 + len(FIGURES["BioMistral-7B"])
+
+
+def test_a_subset_is_a_caveat_and_a_later_synthetic_run_does_not_hide_the_real_one(tmp_path):
+    store_run(tmp_path, [outcome("mednli", "accuracy", 0.60, 0.55, 0.65, **REFERENCE),
+                         outcome("meqsum", "rougeL", 0.20, 0.18, 0.22, **REFERENCE, limit=20)])
+    store_run(tmp_path, [outcome("mednli", "accuracy", 0.30, 0.20, 0.40, data_source="synthetic", prompts="medgate")])
+    rows = {(r.task, r.metric): r.cells() for r in reproduction_rows(tmp_path, {"bm": "BioMistral-7B"})}
+    assert rows[("mednli", "accuracy")][4] == "60.00"  # the full real run, not the newer synthetic 30.00
+    assert rows[("mednli", "accuracy")][10] == "-"
+    assert rows[("meqsum", "rougeL")][10] == "--limit 20, not all items"
+    # among equally comparable values the newer wins
+    store_run(tmp_path, [outcome("mednli", "accuracy", 0.61, 0.56, 0.66, **REFERENCE)])
+    assert [r.cells()[4] for r in reproduction_rows(tmp_path, {"bm": "BioMistral-7B"}) if r.task == "mednli"] == ["61.00"]
 
 
 def test_cli_maps_models_through_models_toml_and_refuses_unknown_names(tmp_path, capsys):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import struct
 from pathlib import Path
@@ -40,12 +42,15 @@ def test_executor_from_ci_variables_without_secrets():
 def test_models_table_takes_the_latest_value_per_model_task_metric(tmp_path):
     store_run(tmp_path, [outcome("a", "mednli", "accuracy", 0.5), outcome("b", "mednli", "accuracy", 0.6)])
     store_run(tmp_path, [outcome("a", "mednli", "accuracy", 0.55), outcome("a", "meqsum", "rougeL", 0.2)])
-    header, rows = models_table(tmp_path)
-    assert header == ["model", "mednli accuracy", "meqsum rougeL"]
-    assert rows == [["a", "55.00", "20.00"], ["b", "60.00", ""]]
+    [section] = models_table(tmp_path)  # no provenance: one data set, "not recorded"
+    assert section.columns == [("mednli", "accuracy"), ("meqsum", "rougeL")]
+    assert {k: o.value for k, o in section.cells.items()} == {
+        ("a", "mednli", "accuracy"): 0.55, ("a", "meqsum", "rougeL"): 0.2, ("b", "mednli", "accuracy"): 0.6}
     md, csv_path = write_models_table(tmp_path)
     assert "| a | 55.00 | 20.00 |" in md.read_text() and "| b | 60.00 | - |" in md.read_text()
-    assert csv_path.read_text().splitlines() == ["model,mednli accuracy,meqsum rougeL", "a,55.00,20.00", "b,60.00,"]
+    rows = list(csv.DictReader(io.StringIO(csv_path.read_text())))
+    assert [(r["model"], r["mednli accuracy"], r["meqsum rougeL"]) for r in rows] == [("a", "55.00", "20.00"),
+                                                                                       ("b", "60.00", "")]
 
 
 def test_model_chart_is_a_png_with_a_row_per_metric(tmp_path):

@@ -1,6 +1,7 @@
 """`medgate html` turns reports/ into the HTML report (Allure 3, from tools/allure); `medgate
-table` writes the table across models, and with `--published` also each model's values beside
-the published CLUE figures (reports/reproduction.md); `medgate verify` checks a release record
+table` writes the table across models (one section per data set; `--data` and `--limit` pick
+some), and with `--published` also each model's values beside the published CLUE figures
+(reports/reproduction.md); `medgate verify` checks a release record
 (reports/attestation.intoto.jsonl) against a public key and the files it names. Also
 `python -m medgate.cli ...`."""
 
@@ -14,11 +15,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from medgate.core.errors import ConfigError
+from medgate.core.errors import ConfigError, MedgateError
 from medgate.core.paths import SOURCE_ROOT
 from medgate.models.registry import load_registry
 from medgate.reporting.published import FIGURES, reproduction_rows, unknown_names, write_reproduction
-from medgate.reporting.table import write_models_table
+from medgate.reporting.table import models_table, write_models_table
+from medgate.reporting.table_choice import choose, describe
 
 _ALLURE = SOURCE_ROOT / "tools" / "allure" / "node_modules" / ".bin" / "allure"
 
@@ -132,12 +134,21 @@ def main(argv: list[str] | None = None) -> int:
                              "(models.toml's 'published' names the model there)")
     parser.add_argument("--models-file", default=None,
                         help="table --published: the registry (default: models.toml here, else the repository's)")
+    parser.add_argument("--data", default=None,
+                        help="table: only the data set(s) of: synthetic, user, a data file's hash prefix, or a data "
+                             "file or folder (hashed as a run hashes it)")
+    parser.add_argument("--limit", default=None,
+                        help="table: only runs made with this --limit (N), or 'all' for runs without one")
     args = parser.parse_args(argv)
     reports = Path(args.reports_dir).resolve()
     if args.command == "html":
         print(build_html(reports))
         return 0
-    for path in write_models_table(reports):
+    try:
+        chosen = choose(models_table(reports), args.data, args.limit)
+    except MedgateError as exc:
+        raise SystemExit(f"medgate: {exc}") from None
+    for path in write_models_table(reports, chosen, describe(args.data, args.limit)):
         print(path)
     if args.published:
         models_file = Path(args.models_file) if args.models_file else Path("models.toml")
