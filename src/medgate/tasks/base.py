@@ -44,6 +44,9 @@ class TaskSpec:
     notes: Callable[[Mapping[str, int]], dict[str, str]] | None = None
     alt_filenames: tuple[str, ...] = ()  # other accepted names, tried in order after ``filename``
     reference: ReferenceScript | None = None
+    # an explicit data file (absolute, or relative to what defines the task); a file of ``filename``
+    # in --data-dir wins when present
+    path: Path | None = None
 
     def __post_init__(self) -> None:
         if (self.score_sample is None) == (self.score_batch is None):
