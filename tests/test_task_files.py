@@ -215,7 +215,8 @@ def test_bom_and_utf16_csv_read_like_plain_utf8(tmp_path):
     for name, data in {"bom": codecs.BOM_UTF8 + rows.encode(), "utf16": rows.encode("utf-16")}.items():
         path = _write_task(tmp_path, BASE, {"cases.csv": data})
         samples = load_task_file(path).load_samples(tmp_path / "cases.csv")
-        assert [(s.id, s.fields["columns"]["note"]) for s in samples] == [("c1", "Fièvre à 39 °C"), ("c2", "Toux")], name
+        read = [(s.id, s.fields["columns"]["note"]) for s in samples]
+        assert read == [("c1", "Fièvre à 39 °C"), ("c2", "Toux")], name
 
 
 def test_xlsx_numbers_read_as_text_and_the_data_dir_file_wins(tmp_path):
@@ -329,7 +330,8 @@ BROKEN = [
     ("labels missing", [("[metrics.exact_match]", '[metrics.label_accuracy]\nrule = "first"')], {}, ConfigError,
      rf"{F}:15: metrics.label_accuracy.labels: missing \(required\)"),
     ("duplicate labels", [("[metrics.exact_match]", '[metrics.label_accuracy]\nlabels = ["yes", "no", "Yes"]')], {},
-     ConfigError, rf"{F}:16: metrics.label_accuracy.labels: the label 'Yes' twice \(entries 1 and 3; case is ignored\)"),
+     ConfigError,
+     rf"{F}:16: metrics.label_accuracy.labels: the label 'Yes' twice \(entries 1 and 3; case is ignored\)"),
     ("unknown label rule", [("[metrics.exact_match]", LABELS + 'rule = "last"')], {}, ConfigError,
      rf"{F}:17: metrics.label_accuracy.rule: 'last' is not one of first, mednli"),
     ("set without separator", [("[metrics.exact_match]", "[metrics.set]\nignore_case = true")], {}, ConfigError,
@@ -361,7 +363,7 @@ BROKEN = [
     ("empty data file", [], {"cases.csv": b""}, DataError, rf"{D}: empty file \(task file .*{F}:6: data.file\)"),
     ("header only", [], {"cases.csv": "case_id,note,answer\n"}, DataError, rf"{D}: no items .*{F}:6: data.file"),
     ("fewshot larger than data", [("fewshot = 1", "fewshot = 5")], {"cases.csv": CSV}, DataError,
-     rf"{F}:13: prompt.fewshot: 5 few-shot examples need more items than that; cases.csv holds 3"),
+     rf"{F}:13: prompt.fewshot: 5 few-shot examples need at least 6 items; cases.csv holds 3"),
     ("windows-1252 csv", [], {"cases.csv": CSV.replace("Rash", "Ecz\u00e9ma").encode("cp1252")}, DataError,
      rf"{D}, line 4: not UTF-8 text: byte 0xE9 at byte offset \d+ .*\(task file .*{F}:6: data.file\)"),
     ("duplicate ids", [], {"cases.csv": CSV.replace("c3,", "c1,")}, DataError,
@@ -375,7 +377,8 @@ BROKEN = [
     ("reference not a label", [("[metrics.exact_match]", LABELS)], {"cases.csv": CSV.replace(",no\n", ",maybe\n")},
      DataError, rf"{D}, line 3, field 'answer': 'maybe' is not one of the labels yes, no \(task file .*{F}:15: "
                 rf"metrics.label_accuracy\)"),
-    ("icd-9 code", [("[metrics.exact_match]", "[metrics.icd10]")], {"cases.csv": CSV.replace(",yes\n", ",I50.9\n").replace(",no\n", ",428.0\n")},
+    ("icd-9 code", [("[metrics.exact_match]", "[metrics.icd10]")],
+     {"cases.csv": CSV.replace(",yes\n", ",I50.9\n").replace(",no\n", ",428.0\n")},
      DataError, rf"{D}, line 3, field 'answer': '428.0' is not an ICD-10 code \(ICD-9\?.*{F}:15: metrics.icd10"),
     ("unknown sheet", [("sheet = \"Cases\"", "sheet = \"Sheet9\"")],
      {"cases.xlsx": _excel_book([["case_id", "note", "answer"], ["c1", "a", "b"], ["c2", "c", "d"]])}, DataError,
@@ -390,7 +393,8 @@ BROKEN = [
      {"cases.jsonl": '{"case_id": "c1", "note": "a", "answer": "b"}\n{"case_id": "c2", "answer": "d"}\n'},
      DataError, rf"cases\.jsonl, line 2, field 'note': missing field \(task file .*{F}:12: prompt.user\)"),
     ("jsonl list where text belongs", [('file = "cases.csv"', 'file = "cases.jsonl"')],
-     {"cases.jsonl": '{"case_id": "c1", "note": ["a"], "answer": "b"}\n{"case_id": "c2", "note": "c", "answer": "d"}\n'},
+     {"cases.jsonl": '{"case_id": "c1", "note": ["a"], "answer": "b"}\n'
+                     '{"case_id": "c2", "note": "c", "answer": "d"}\n'},
      DataError, rf"cases\.jsonl, line 1, field 'note': expected text, got a list"),
 ]
 
@@ -421,7 +425,8 @@ def test_the_corpus_covers_at_least_25_cases_and_the_valid_base_loads(tmp_path):
     assert (task.name, task.title, task.metric_names, task.path) == ("demo", "Demo", ["exact_match"],
                                                                      tmp_path / "cases.csv")
     shots, items = split_fewshot(task.load_samples(task.path), 1)
-    assert task.build_prompt(items[0], shots)[1:3] == [{"role": "user", "content": f"Note: {shots[0].fields['columns']['note']}"},
+    note = shots[0].fields["columns"]["note"]
+    assert task.build_prompt(items[0], shots)[1:3] == [{"role": "user", "content": f"Note: {note}"},
                                                       {"role": "assistant", "content": shots[0].reference}]
 
 

@@ -27,7 +27,7 @@ from medgate.core.types import BatchScores, Chat, MetricSpec, Sample, ScoringCon
 from medgate.tasks.base import TaskSpec, fewshot_chat
 from medgate.tasks.files import check_text, check_unique, read_jsonl, read_table
 from medgate.tasks.taskfile_metrics import Metric, build_metric
-from medgate.tasks.taskfile_toml import KeyPath, TaskFileText, check_schema, dotted, read_task_toml
+from medgate.tasks.taskfile_toml import KeyPath, TaskFileText, check_schema, read_task_toml
 
 SUFFIX = ".task.toml"  # the naming rule: the plugin collects files whose names end so
 FORMATS = {".jsonl": "jsonl", ".csv": "csv", ".xlsx": "xlsx"}
@@ -129,7 +129,7 @@ def _data_file(source: TaskFileText, data: Mapping[str, Any]) -> tuple[Path, str
     if format_ is None:
         raise source.error(("data", "file"), f"cannot tell the format from the extension {suffix or '(none)'!r}; "
                                              f"give format = \"jsonl\", \"csv\" or \"xlsx\"")
-    if by_name is not None and format_ != by_name or format_ == "xlsx" and suffix != ".xlsx":
+    if (by_name is not None and format_ != by_name) or (format_ == "xlsx" and suffix != ".xlsx"):
         raise source.error(("data", "format"), f"{format_!r}, but the file {path.name} is named as "
                                                f"{by_name or 'not xlsx'}; make the two agree")
     if "sheet" in data and format_ != "xlsx":
@@ -306,8 +306,9 @@ def load_samples(task: TaskFile, path: Path) -> list[Sample]:
     with _for_task(source, ("data", "id") if task.id_column else ("prompt", "user")):
         check_unique(path, seen, task.id_column or "item")
     if len(samples) <= task.fewshot:
-        raise DataError(source.where(("prompt", "fewshot")), f"{task.fewshot} few-shot examples need more items than "
-                                                             f"that; {path.name} holds {len(samples)}")
+        raise DataError(source.where(("prompt", "fewshot")),
+                        f"{task.fewshot} few-shot examples need at least {task.fewshot + 1} items; {path.name} "
+                        f"holds {len(samples)}")
     return samples
 
 

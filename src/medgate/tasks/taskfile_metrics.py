@@ -158,7 +158,9 @@ def _icd10(params: Mapping[str, Any]) -> Metric:
     separator = params.get("separator", ",")
 
     def gold(reference: str, path: Path, item: str, column: str) -> list[str]:
-        codes = [gold_code(path, raw, item, column) for raw in reference.split(separator) if raw.strip()]  # type: ignore[arg-type]
+        # gold_code names the item as given: "line 7" here
+        codes = [gold_code(path, raw, item, column)  # type: ignore[arg-type]
+                 for raw in reference.split(separator) if raw.strip()]
         if not codes:
             raise ValueError(f"no ICD-10 codes in {reference!r} when split at {separator!r}")
         return codes
