@@ -271,7 +271,9 @@ def _read_xlsx(path: Path, sheet: str | None) -> list[tuple[int, dict[str, Any]]
             raise DataError(path, f"sheet {sheet!r} is empty")
         names = _header(path, header, row="row 1")
         rows = []
+        empty_cells: list[tuple[int, int]] = []  # (row, column) of cells without a value: formulas never computed?
         for number, values in enumerate(rows_iter, start=2):
+            empty_cells += [(number, column) for column, v in enumerate(values) if v is None]
             if not any(v is not None and str(v).strip() for v in values):
                 continue
             if _is_header(values, names):
@@ -282,9 +284,38 @@ def _read_xlsx(path: Path, sheet: str | None) -> list[tuple[int, dict[str, Any]]
                 raise DataError(path, f"a value beyond the last named column ({extra[0]!r})", item=f"row {number}")
             _check_unnamed(path, names, values, f"row {number}")
             rows.append((number, {n: ("" if v is None else v) for n, v in zip(names, values)}))
-        return rows
     finally:
         book.close()
+    if empty_cells:
+        _refuse_unstored_formulas(path, sheet, names, empty_cells)
+    return rows
+
+
+def _refuse_unstored_formulas(path: Path, sheet: str | None, names: list[str], cells: list[tuple[int, int]]) -> None:
+    """A formula cell holds its value only once a spreadsheet program has computed and saved it; a
+    file written by a script (openpyxl, pandas) has none, and ``data_only`` reads it as empty. Such a
+    cell would read as "empty value" (or its row as blank, skipped): name it for what it is."""
+    from openpyxl import load_workbook
+
+    wanted = set(cells)
+    book = load_workbook(path, read_only=True, data_only=False)
+    try:
+        for number, values in enumerate((book[sheet] if sheet else book.active).iter_rows(values_only=True), start=1):
+            for column, value in enumerate(values):
+                if (number, column) in wanted and _is_formula(value):
+                    name = names[column] if column < len(names) and names[column] else f"column {column + 1}"
+                    raise DataError(path, f"a formula ({str(value)[:60]}) whose value was never stored: the file was "
+                                          "written by a program, not saved by a spreadsheet; open it in Excel or "
+                                          "LibreOffice and save it, or export the values (Paste Special > Values)",
+                                    item=f"row {number}", field=name)
+    finally:
+        book.close()
+
+
+def _is_formula(value: Any) -> bool:
+    # openpyxl gives a plain formula as its text ("=A2&B2") and an array formula as an object
+    return (isinstance(value, str) and value.startswith("=")) or type(value).__name__ in ("ArrayFormula",
+                                                                                          "DataTableFormula")
 
 
 def require_columns(path: Path, rows: list[tuple[int, dict[str, Any]]], columns: Sequence[str]) -> None:

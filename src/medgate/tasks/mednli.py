@@ -14,6 +14,7 @@ from typing import Sequence
 
 from medgate.core.errors import DataError
 from medgate.core.types import Chat, MetricSpec, Sample
+from medgate.metrics.labels import label_scores
 from medgate.tasks.base import TaskSpec, fewshot_chat, fewshot_script
 from medgate.tasks.files import check_unique, read_jsonl, require_text
 
@@ -63,10 +64,7 @@ def build_prompt(sample: Sample, shots: Sequence[Sample]) -> Chat:
 
 def score_sample(output: str, sample: Sample) -> dict[str, float]:
     """Reference rule for correctness; ``no_label`` is 1 when no valid label appears at all."""
-    upper = output.upper()
-    correct = upper.count(str(sample.reference).upper()) == 1
-    no_label = not any(label in upper for label in LABELS)
-    return {"accuracy": float(correct), "no_label_rate": float(no_label)}
+    return label_scores(output, str(sample.reference), LABELS, rule="mednli")
 
 
 TASK = TaskSpec(
