@@ -116,12 +116,21 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize(MODEL_FIXTURE, ids, indirect=True, scope="session", ids=ids)
 
 
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> Any:
+    """A task file (``*.task.toml``) is a clinical test module (plugin/taskfiles.py)."""
+    if file_path.name.endswith(".task.toml") and len(file_path.name) > len(".task.toml"):
+        from medgate.plugin.taskfiles import TaskFileModule
+
+        return TaskFileModule.from_parent(parent, path=file_path)
+    return None
+
+
 @pytest.hookimpl(trylast=True)  # after -k/-m deselection
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
     if _active(config):
         from medgate.plugin.session import collected
 
-        collected(config, items, MODEL_FIXTURE)
+        collected(config, items, MODEL_FIXTURE, collection_errors=session.testsfailed > 0)
 
 
 @pytest.fixture(scope="session")

@@ -225,7 +225,8 @@ def _data_dir(config: pytest.Config) -> Path | None:
     return data_dir
 
 
-def check_collected(run: RunConfig, catalogue: Catalogue, tasks: list[TaskSpec]) -> dict[str, Criteria]:
+def check_collected(run: RunConfig, catalogue: Catalogue, tasks: list[TaskSpec], *,
+                    check_names: bool = True) -> dict[str, Criteria]:
     """What only collection can check (every task is known now): each model's criteria against
     the catalogue, a --data-dir that holds no file of the collected tasks, a REF@BASELINE that was
     measured on other data or prompts. Returns the criteria of every model of the run. (A data
@@ -236,7 +237,7 @@ def check_collected(run: RunConfig, catalogue: Catalogue, tasks: list[TaskSpec])
     specs = [*run.models.values(), *([run.against.spec] if run.against else [])]
     for spec in specs:
         key, raw = run.registry.criteria_of(spec)
-        criteria[spec.name] = check_criteria(raw, key, run.registry.path, metrics)  # type: ignore[arg-type]
+        criteria[spec.name] = check_criteria(raw, key, run.registry.path, metrics if check_names else None)  # type: ignore[arg-type]
     data_dir = run.settings.data_dir
     if run.data_dir_given and tasks and data_dir is not None:
         names = [name for task in catalogue.tasks.values() for name in (task.filename, *task.alt_filenames)]

@@ -64,7 +64,8 @@ def module_task(state: RunState, item: Any) -> TaskSpec | None:
     return state.catalogue.tasks.get(task.name, task)
 
 
-def collected(config: pytest.Config, items: list[pytest.Item], model_fixture: str) -> None:
+def collected(config: pytest.Config, items: list[pytest.Item], model_fixture: str, *,
+              collection_errors: bool = False) -> None:
     """After -k/-m: the catalogue (built-in, installed and every collected module's TASK), each
     selected key's tasks, and the checks that need them. A problem is a usage error; under xdist a
     worker reports it as one failed collection (the controller turns it into exit 4)."""
@@ -92,7 +93,10 @@ def collected(config: pytest.Config, items: list[pytest.Item], model_fixture: st
                 # Holm's correction runs over every metric of the key's selected tasks.
                 state.selected.setdefault(key, {})[task.name] = task
                 tasks[task.name] = task
-        state.criteria = check_collected(state.config, state.catalogue, list(tasks.values()))
+        # A module or task file that failed to collect has its own error; its task's thresholds
+        # are then not reported as unknown as well.
+        state.criteria = check_collected(state.config, state.catalogue, list(tasks.values()),
+                                         check_names=not collection_errors)
     except ConfigError as exc:
         if not is_worker(config):
             raise pytest.UsageError(str(exc)) from None
