@@ -1,6 +1,9 @@
-"""`medgate html` turns reports/ into the HTML report (Allure 3, from tools/allure); `medgate
-table` writes the table across models, and with `--published` also each model's values beside
-the published CLUE figures (reports/reproduction.md). Also `python -m medgate.cli ...`."""
+"""`medgate html` turns reports/ into the HTML report (Allure 3, from tools/allure), with
+`--history FILE` keeping Allure's history (trends) in a file CI caches; `medgate trend
+--history FILE` adds this run's comparisons to medgate's own history and writes
+reports/trend.md; `medgate table` writes the table across models, and with `--published` also
+each model's values beside the published CLUE figures (reports/reproduction.md). Also
+`python -m medgate.cli ...`."""
 
 from __future__ import annotations
 
@@ -12,9 +15,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from medgate.core.errors import ConfigError
+from medgate.core.errors import ConfigError, DataError
+from medgate.core.outcome import Outcome
 from medgate.core.paths import SOURCE_ROOT
 from medgate.models.registry import load_registry
+from medgate.reporting.history import append_history, run_id, write_trend
 from medgate.reporting.published import FIGURES, reproduction_rows, unknown_names, write_reproduction
 from medgate.reporting.table import write_models_table
 
@@ -29,9 +34,10 @@ def allure_binary() -> Path:
     return path
 
 
-def allure_config(reports: Path) -> Path:
-    """allurerc.json: history kept under reports/ between runs, and every medgate metric trended
-    with its direction."""
+def allure_config(reports: Path, history: Path | None = None, history_limit: int | None = None) -> Path:
+    """allurerc.json: Allure's history (one JSON line per generate; Allure reads it and appends,
+    creating it when missing) in ``history`` or else reports/history.jsonl, and every medgate
+    metric trended with its direction."""
     results = reports / "allure-results"
     metrics = {}
     for perf in results.glob("*-perf.json"):
@@ -40,19 +46,23 @@ def allure_config(reports: Path) -> Path:
     config = {
         "name": "medgate",
         "output": str(reports / "html"),
-        "historyPath": str(reports / "history.jsonl"),
+        "historyPath": str(history.resolve() if history else reports / "history.jsonl"),
         "performance": {"metrics": metrics},
     }
+    if history_limit is not None:
+        config["historyLimit"] = history_limit
     path = reports / "allurerc.json"
     path.write_text(json.dumps(config, indent=1, sort_keys=True), encoding="utf-8")
     return path
 
 
-def build_html(reports: Path) -> Path:
+def build_html(reports: Path, history: Path | None = None, history_limit: int | None = None) -> Path:
     results = reports / "allure-results"
     if not any(results.glob("*-result.json")):
         raise SystemExit(f"medgate: no Allure results in {results}; run pytest tests_medical first")
-    config = allure_config(reports)
+    if history is not None and history.is_dir():
+        raise SystemExit(f"medgate: --history {history}: a folder; give the history file (e.g. {history / 'allure.jsonl'})")
+    config = allure_config(reports, history, history_limit)
     shutil.rmtree(reports / "html", ignore_errors=True)
     # Each generate appends one line to the history: call it once per suite run.
     proc = subprocess.run([str(allure_binary()), "generate", "--config", str(config), str(results)],
@@ -76,19 +86,50 @@ def published_names(models_file: Path) -> dict[str, str]:
     return mapping
 
 
+def trend(reports: Path, history: Path) -> list[Path]:
+    """This run's comparisons (reports/summary.json) added to the history file, then the trend."""
+    summary = reports / "summary.json"
+    if not summary.exists():
+        raise SystemExit(f"medgate: no {summary}; run pytest tests_medical first")
+    try:
+        outcomes = [Outcome.from_dict(o) for o in json.loads(summary.read_text(encoding="utf-8"))]
+        append_history(history, outcomes, run_id(os.environ))
+        return write_trend(reports, history)
+    except DataError as exc:
+        raise SystemExit(f"medgate: {exc}") from None
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a positive whole number")
+    return int(text)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="medgate", description=__doc__)
-    parser.add_argument("command", choices=["html", "table"])
+    parser.add_argument("command", choices=["html", "table", "trend"])
     parser.add_argument("--reports-dir", default="reports", help="the reports folder (default: reports)")
     parser.add_argument("--published", action="store_true",
                         help="table: also put each model's values beside the published CLUE figures "
                              "(models.toml's 'published' names the model there)")
     parser.add_argument("--models-file", default=None,
                         help="table --published: the registry (default: models.toml here, else the repository's)")
+    parser.add_argument("--history", default=None, metavar="FILE",
+                        help="html: Allure's history file (read and extended; created when missing), e.g. in a CI "
+                             "cache, instead of reports/history.jsonl; trend: medgate's own history file (required)")
+    parser.add_argument("--history-limit", type=_positive, default=None, metavar="N",
+                        help="html: keep only the latest N runs in the history file")
     args = parser.parse_args(argv)
     reports = Path(args.reports_dir).resolve()
+    history = Path(args.history).resolve() if args.history else None
     if args.command == "html":
-        print(build_html(reports))
+        print(build_html(reports, history, args.history_limit))
+        return 0
+    if args.command == "trend":
+        if history is None:
+            parser.error("trend needs --history FILE (the file CI keeps between runs)")
+        for path in trend(reports, history):
+            print(path)
         return 0
     for path in write_models_table(reports):
         print(path)
