@@ -60,15 +60,17 @@ def _blocks(outcomes: Sequence[Outcome], headline: str) -> list[Block]:
 
 
 def _render(blocks: Sequence[Block], rows_kept: int | None = None) -> list[str]:
-    """The blocks as lines, keeping only the first ``rows_kept`` rows of the whole document."""
+    """The blocks as lines, keeping only the first ``rows_kept`` rows of the whole document; a
+    block none of whose rows is kept is left out with its heading."""
     lines: list[str] = []
     left = rows_kept
     for block in blocks:
-        lines += block.head
-        shown = block.rows if left is None else block.rows[:max(left, 0)]
+        shown = block.rows if left is None else block.rows[:left]
+        if block.rows and not shown:
+            continue
         if left is not None:
             left -= len(shown)
-        lines += shown
+        lines += [*block.head, *shown]
         if block.rows:
             lines.append("")
     return lines
@@ -102,8 +104,6 @@ def pr_comment(outcomes: Sequence[Outcome], headline: str, models: Sequence[str]
         return redact("\n".join(lines) + "\n", environ)
 
     low, high = 0, total  # the most rows that fit: text(kept) grows with kept
-    if len(text(high)) <= limit:
-        return text(high)
     while low < high:
         middle = (low + high + 1) // 2
         if len(text(middle)) <= limit:
@@ -111,9 +111,14 @@ def pr_comment(outcomes: Sequence[Outcome], headline: str, models: Sequence[str]
         else:
             high = middle - 1
     body = text(low)
-    if len(body) > limit:  # even the headings do not fit (thousands of comparisons): say so, nothing else
-        body = redact(f"{comment_marker(models)}\n## {one_line(headline)}\n\n_The tables are too long for a "
-                      f"comment; see the job summary and reports/summary.md._\n", environ)[:limit]
+    if len(body) > limit:  # the lines that are never cut (NOT GATED) alone are too long: whole lines
+        kept, size = [], 0
+        for line in body.splitlines(keepends=True):
+            size += len(line)
+            if size > limit:
+                break
+            kept.append(line)
+        body = "".join(kept)
     return body
 
 
@@ -157,8 +162,10 @@ def write_github(reports_dir: Path, outcomes: Sequence[Outcome], headline: str, 
         with open(summary_file, "a", encoding="utf-8") as handle:  # other steps write there too: append
             handle.write(step_summary(outcomes, headline, env))
         written.append(Path(summary_file))
-    out = stream if stream is not None else sys.stdout
-    for command in workflow_commands(outcomes, env):
-        print(command, file=out)
-    out.flush()
+    commands = workflow_commands(outcomes, env)
+    if commands:
+        out = stream if stream is not None else sys.stdout
+        # A command counts only at the start of a line: pytest's progress line may still be open.
+        out.write("\n" + "".join(f"{command}\n" for command in commands))
+        out.flush()
     return written
