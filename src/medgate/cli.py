@@ -1,7 +1,9 @@
-"""`medgate html` turns reports/ into the HTML report (Allure 3, from tools/allure); `medgate
-table` writes the table across models (one section per data set; `--data` and `--limit` pick
-some), and with `--published` also each model's values beside the published CLUE figures
-(reports/reproduction.md); `medgate verify` checks a release record
+"""`medgate html` turns reports/ into the HTML report (Allure 3, from tools/allure), with
+`--history FILE` keeping Allure's history (trends) in a file CI caches; `medgate trend
+--history FILE` adds this run's comparisons to medgate's own history and writes
+reports/trend.md; `medgate table` writes the table across models (one section per data set;
+`--data` and `--limit` pick some), and with `--published` also each model's values beside the
+published CLUE figures (reports/reproduction.md); `medgate verify` checks a release record
 (reports/attestation.intoto.jsonl) against a public key and the files it names. Also
 `python -m medgate.cli ...`."""
 
@@ -15,9 +17,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from medgate.core.errors import ConfigError, MedgateError
+from medgate.core.errors import ConfigError, DataError, MedgateError
+from medgate.core.outcome import Outcome
 from medgate.core.paths import SOURCE_ROOT
 from medgate.models.registry import load_registry
+from medgate.reporting.history import append_history, run_id, write_trend
 from medgate.reporting.published import FIGURES, reproduction_rows, unknown_names, write_reproduction
 from medgate.reporting.table import models_table, write_models_table
 from medgate.reporting.table_choice import choose, describe
@@ -33,9 +37,10 @@ def allure_binary() -> Path:
     return path
 
 
-def allure_config(reports: Path) -> Path:
-    """allurerc.json: history kept under reports/ between runs, and every medgate metric trended
-    with its direction."""
+def allure_config(reports: Path, history: Path | None = None, history_limit: int | None = None) -> Path:
+    """allurerc.json: Allure's history (one JSON line per generate; Allure reads it and appends,
+    creating it when missing) in ``history`` or else reports/history.jsonl, and every medgate
+    metric trended with its direction."""
     results = reports / "allure-results"
     metrics = {}
     for perf in results.glob("*-perf.json"):
@@ -44,19 +49,23 @@ def allure_config(reports: Path) -> Path:
     config = {
         "name": "medgate",
         "output": str(reports / "html"),
-        "historyPath": str(reports / "history.jsonl"),
+        "historyPath": str(history.resolve() if history else reports / "history.jsonl"),
         "performance": {"metrics": metrics},
     }
+    if history_limit is not None:
+        config["historyLimit"] = history_limit
     path = reports / "allurerc.json"
     path.write_text(json.dumps(config, indent=1, sort_keys=True), encoding="utf-8")
     return path
 
 
-def build_html(reports: Path) -> Path:
+def build_html(reports: Path, history: Path | None = None, history_limit: int | None = None) -> Path:
     results = reports / "allure-results"
     if not any(results.glob("*-result.json")):
         raise SystemExit(f"medgate: no Allure results in {results}; run pytest tests_medical first")
-    config = allure_config(reports)
+    if history is not None and history.is_dir():
+        raise SystemExit(f"medgate: --history {history}: a folder; give the history file (e.g. {history / 'allure.jsonl'})")
+    config = allure_config(reports, history, history_limit)
     shutil.rmtree(reports / "html", ignore_errors=True)
     # Each generate appends one line to the history: call it once per suite run.
     proc = subprocess.run([str(allure_binary()), "generate", "--config", str(config), str(results)],
@@ -122,12 +131,31 @@ def verify_main(argv: list[str]) -> int:
     return exit_status(bindings, key_given=key is not None)
 
 
+def trend(reports: Path, history: Path) -> list[Path]:
+    """This run's comparisons (reports/summary.json) added to the history file, then the trend."""
+    summary = reports / "summary.json"
+    if not summary.exists():
+        raise SystemExit(f"medgate: no {summary}; run pytest tests_medical first")
+    try:
+        outcomes = [Outcome.from_dict(o) for o in json.loads(summary.read_text(encoding="utf-8"))]
+        append_history(history, outcomes, run_id(os.environ))
+        return write_trend(reports, history)
+    except DataError as exc:
+        raise SystemExit(f"medgate: {exc}") from None
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a positive whole number")
+    return int(text)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["verify"]:
         return verify_main(argv[1:])
     parser = argparse.ArgumentParser(prog="medgate", description=__doc__)
-    parser.add_argument("command", choices=["html", "table", "verify"])
+    parser.add_argument("command", choices=["html", "table", "trend", "verify"])
     parser.add_argument("--reports-dir", default="reports", help="the reports folder (default: reports)")
     parser.add_argument("--published", action="store_true",
                         help="table: also put each model's values beside the published CLUE figures "
@@ -139,10 +167,22 @@ def main(argv: list[str] | None = None) -> int:
                              "file or folder (hashed as a run hashes it)")
     parser.add_argument("--limit", default=None,
                         help="table: only runs made with this --limit (N), or 'all' for runs without one")
+    parser.add_argument("--history", default=None, metavar="FILE",
+                        help="html: Allure's history file (read and extended; created when missing), e.g. in a CI "
+                             "cache, instead of reports/history.jsonl; trend: medgate's own history file (required)")
+    parser.add_argument("--history-limit", type=_positive, default=None, metavar="N",
+                        help="html: keep only the latest N runs in the history file")
     args = parser.parse_args(argv)
     reports = Path(args.reports_dir).resolve()
+    history = Path(args.history).resolve() if args.history else None
     if args.command == "html":
-        print(build_html(reports))
+        print(build_html(reports, history, args.history_limit))
+        return 0
+    if args.command == "trend":
+        if history is None:
+            parser.error("trend needs --history FILE (the file CI keeps between runs)")
+        for path in trend(reports, history):
+            print(path)
         return 0
     try:
         chosen = choose(models_table(reports), args.data, args.limit)

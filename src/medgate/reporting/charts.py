@@ -45,9 +45,15 @@ def pyplot():  # type: ignore[no-untyped-def]
 
 
 def save_chart(fig, ax, title: str, path: Path) -> Path:  # type: ignore[no-untyped-def]
-    """Title, grid and layout of every medgate chart; written to ``path`` and closed."""
-    ax.set_title(title)
-    ax.grid(axis="x", alpha=0.3)
+    """Title, grid and layout of every medgate chart; written to ``path`` and closed. ``ax``
+    may be a list of panels: the title is then the figure's."""
+    panels = ax if isinstance(ax, list) else [ax]
+    if len(panels) == 1:
+        panels[0].set_title(title)
+    else:
+        fig.suptitle(title)
+    for panel in panels:
+        panel.grid(axis="x", alpha=0.3)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import csv
 import io
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
 from medgate.core.io import atomic_write
 from medgate.core.outcome import Outcome
 from medgate.reporting.charts import pyplot, save_chart
+from medgate.reporting.markdown import table
 
 HEADER = ["task", "metric", "reference", "candidate", "difference [95% CI]", "margin", "verdict", "worse / better items",
           "Holm p"]
@@ -45,17 +47,37 @@ def _f(value: float | None) -> str:
     return "-" if value is None else f"{value:.4f}"
 
 
+@dataclass(frozen=True)
+class Section:
+    """One candidate against one reference: what summary.md, the CI step summary and the
+    pull-request comment each show of it (the comment may cut its rows)."""
+
+    candidate: str
+    reference: str
+    preface: list[str]  # lines before the table (inherited settings)
+    rows: list[list[str]]
+
+
+def sections(outcomes: Sequence[Outcome]) -> list[Section]:
+    out = []
+    for (candidate, reference), group in compared(outcomes).items():
+        inherited = next((o.provenance.get("inherits") for o in group if o.provenance.get("inherits")), None)
+        preface = []
+        if inherited:
+            preface = [f"{candidate} took its engine settings, chat template, thresholds and margins from {inherited}; "
+                       f"its own fingerprint: {next((o.provenance.get('model_fingerprint') for o in group), '?')}."]
+        out.append(Section(candidate, reference, preface, rows(group)))
+    return out
+
+
 def summary_lines(outcomes: Sequence[Outcome]) -> list[str]:
     """The comparison section of summary.md."""
     lines: list[str] = []
-    for (candidate, reference), group in compared(outcomes).items():
-        inherited = next((o.provenance.get("inherits") for o in group if o.provenance.get("inherits")), None)
-        lines += ["", f"### {candidate} vs {reference}", ""]
-        if inherited:
-            lines += [f"{candidate} took its engine settings, chat template, thresholds and margins from {inherited}; "
-                      f"its own fingerprint: {next((o.provenance.get('model_fingerprint') for o in group), '?')}.", ""]
-        lines += ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
-        lines += ["| " + " | ".join(row) + " |" for row in rows(group)]
+    for section in sections(outcomes):
+        lines += ["", f"### {section.candidate} vs {section.reference}", ""]
+        if section.preface:
+            lines += [*section.preface, ""]
+        lines += table(HEADER, section.rows)
     return ["## Comparisons", *lines] if lines else []
 
 
@@ -64,12 +86,10 @@ def write_comparisons(reports_dir: Path, outcomes: Sequence[Outcome]) -> list[Pa
     written = []
     for (candidate, reference), group in compared(outcomes).items():
         stem = reports_dir / "comparisons" / f"{candidate}-vs-{reference}"
-        table = rows(group)
+        cells = rows(group)
         md = [f"# {candidate} vs {reference}", "",
               "Difference = candidate - reference (95% interval); a comparison fails when the candidate is worse "
-              "beyond the margin or the data cannot tell (inconclusive).", "",
-              "| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
-        md += ["| " + " | ".join(row) + " |" for row in table]
+              "beyond the margin or the data cannot tell (inconclusive).", "", *table(HEADER, cells)]
         flips = [f"- {o.task} {o.metric}: worse {', '.join(o.comparison.flips_worse) or '-'}; better "
                  f"{', '.join(o.comparison.flips_better) or '-'}" for o in group if o.comparison is not None]
         if flips:
@@ -78,7 +98,7 @@ def write_comparisons(reports_dir: Path, outcomes: Sequence[Outcome]) -> list[Pa
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
         writer.writerow(HEADER)
-        writer.writerows(table)
+        writer.writerows(cells)
         written.append(atomic_write(stem.with_suffix(".csv"), buffer.getvalue()))
         chart = forest_plot(candidate, reference, group, stem.with_suffix(".png"))
         if chart is not None:

@@ -12,6 +12,7 @@ from medgate.core.io import atomic_write
 from medgate.core.outcome import Outcome
 from medgate.core.versions import package_versions
 from medgate.reporting.comparisons import summary_lines
+from medgate.reporting.markdown import table
 
 _SYMBOL = {"pass": "PASS", "fail": "FAIL", "no_threshold": "no threshold", "not_computed": "not computed",
            "error": "ERROR", "known_gap": "XFAIL (known gap)", "skipped": "SKIPPED (no data file)"}
@@ -40,7 +41,7 @@ def verdict_rows(outcomes: Iterable[Outcome]) -> list[list[str]]:
     return rows
 
 
-_HEADER = ["model", "task", "metric", "value", "95% CI", "threshold", "comparison", "verdict"]
+HEADER = ["model", "task", "metric", "value", "95% CI", "threshold", "comparison", "verdict"]
 
 
 def not_gated(outcomes: Sequence[Outcome]) -> list[str]:
@@ -52,12 +53,12 @@ def not_gated(outcomes: Sequence[Outcome]) -> list[str]:
 
 
 def verdict_table(outcomes: Sequence[Outcome]) -> list[str]:
-    rows = [_HEADER, *verdict_rows(outcomes)]
-    widths = [max(len(r[i]) for r in rows) for i in range(len(_HEADER))]
-    return [*_not_gated_lines(outcomes), *("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows)]
+    rows = [HEADER, *verdict_rows(outcomes)]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(HEADER))]
+    return [*not_gated_lines(outcomes), *("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows)]
 
 
-def _not_gated_lines(outcomes: Sequence[Outcome]) -> list[str]:
+def not_gated_lines(outcomes: Sequence[Outcome]) -> list[str]:
     return [f"NOT GATED: {m} (no threshold, baseline or reference for any selected metric; --require-gate fails this)"
             for m in not_gated(outcomes)]
 
@@ -121,7 +122,7 @@ def write_summary(reports_dir: Path, outcomes: Sequence[Outcome], require_gate: 
     failed = [o for o in outcomes if o.status in ("fail", "error")]
     gaps = [o for o in outcomes if o.status == "known_gap"]
     lines = [f"# {headline(outcomes, require_gate)}", ""]
-    gate_lines = _not_gated_lines(outcomes)
+    gate_lines = not_gated_lines(outcomes)
     if gate_lines:
         lines += [*gate_lines, ""]
     lines += [f"- {o.message}" for o in failed]
@@ -132,8 +133,7 @@ def write_summary(reports_dir: Path, outcomes: Sequence[Outcome], require_gate: 
         lines += ["", "Not run, no data file (these tasks are not gated):"] + [f"- {m}" for m in missing]
     if failed or gaps or missing:
         lines.append("")
-    lines += ["| " + " | ".join(_HEADER) + " |", "|" + "---|" * len(_HEADER)]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    lines += table(HEADER, rows)
     lines += summary_lines(outcomes)
     env = environment_properties(outcomes)
     lines += ["", "## Provenance", ""] + [f"- {k}: {v}" for k, v in sorted(env.items())]
