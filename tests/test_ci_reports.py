@@ -401,3 +401,56 @@ def test_the_linters_reject_a_broken_pipeline(tmp_path):
     audit = subprocess.run([linter("zizmor"), "--offline", "--no-progress", str(workflow)], capture_output=True, text=True,
                            timeout=120)
     assert audit.returncode != 0
+
+
+def test_a_checkpoint_series_under_github_actions_end_to_end(pytester, monkeypatch):
+    """Three fake checkpoints against their base, as a CI job runs them: the series report names
+    the latest not-worse checkpoint, the step summary and the PR comment are written, one
+    ::error per failed gate, and metrics.txt parses as OpenMetrics."""
+    from prometheus_client.openmetrics.parser import text_string_to_metric_families
+
+    from tests.conftest import copy_clinical_tests, write_models
+
+    copy_clinical_tests(pytester, "test_mednli.py")
+    write_models(pytester.path / "models.toml", """
+        [models.base]
+        path = "."
+        backend = "fake"
+        fake_reply = "ENTAILMENT"
+        [models.step-100]
+        path = "."
+        backend = "fake"
+        fake_reply = "ENTAILMENT"
+        [models.step-200]
+        path = "."
+        backend = "fake"
+        fake_reply = "NEUTRAL"
+        [models.step-300]
+        path = "."
+        backend = "fake"
+        fake_reply = "The answer is ENTAILMENT."
+        [models.step-300.thresholds]
+        mednli = { accuracy = 0.99 }
+        """)
+    summary_file = pytester.path / "step-summary.md"
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary_file))
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "tests_medical", "--models-file", "models.toml",
+                                           "--model", "step-300", "--model", "step-100", "--model", "step-200",
+                                           "--against", "base", "--primary", "mednli.accuracy")
+    reports = pytester.path / "reports"
+    series = (reports / "comparisons" / "series-vs-base.md").read_text()
+    assert series.index("step-100") < series.index("step-200") < series.index("step-300")
+    # step-100 is the base itself (equal identity: a difference of exactly 0); step-200 and step-300
+    # differ from it, and 33 items cannot show them not worse within 3 points
+    assert "Latest checkpoint not worse on every gated metric: **step-100**" in series
+    assert "Best by mednli.accuracy among those: **step-100**" in series
+    assert (reports / "comparisons" / "series-vs-base.csv").exists()
+    assert (reports / "comparisons" / "series-vs-base.png").exists()
+    errors = [line for line in result.stdout.lines if line.startswith("::error ")]
+    assert any("step-300 mednli accuracy" in line for line in errors), result.stdout.str()
+    comment = (reports / "pr-comment.md").read_text()
+    assert comment.startswith("<!-- medgate:") and "base" in comment.splitlines()[0]
+    assert "vs base" in summary_file.read_text() or "base" in summary_file.read_text()
+    families = {f.name for f in text_string_to_metric_families((reports / "metrics.txt").read_text())}
+    assert "medgate_metric_value" in families and "medgate_comparison_difference" in families

@@ -47,6 +47,7 @@ _FIELDS: dict[str, Option] = {
                          "significant_drop or non_inferiority", "significant_drop"),
     "inconclusive": Option((str,), lambda v: v in ("fail", "xfail"), "fail or xfail", "fail"),
     "inherits": Option((str,), lambda v: bool(v), "the name of another model in this file", None),
+    "step": Option((int,), lambda v: v >= 0, "a non-negative integer (the checkpoint's training step)", None),
     # the model's name in the published CLUE figures, for `medgate table --published`
     "published": Option((str,), lambda v: bool(v.strip()), "a model name of the published figures", None),
 }
@@ -225,7 +226,7 @@ def _inherited(name: str, raw: Mapping[str, Any], fail: Any, seen: tuple[str, ..
     if base_name in seen or base_name == name:
         raise fail(key, f"inherits in a circle ({' -> '.join((*seen, name, base_name))})")
     base = {k: v for k, v in _inherited(base_name, raw, fail, (*seen, name)).items()
-            if k not in (*_SOURCES, "revision", "inherits")}
+            if k not in (*_SOURCES, "revision", "inherits", "step")}
     for table in _TABLES:
         if isinstance(base.get(table), dict) and isinstance(entry.get(table), dict):
             entry[table] = {**base[table], **entry[table]}

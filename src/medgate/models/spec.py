@@ -22,4 +22,5 @@ class ModelSpec:
     seed: int = 0
     registered: bool = True  # False: a path or hub id given on the command line
     inherits: str | None = None  # the model whose settings and pass criteria this one took
+    step: int | None = None  # a checkpoint's training step (the series report; default: the number in its name)
     published: str | None = None  # its name in the published CLUE figures (medgate table --published)

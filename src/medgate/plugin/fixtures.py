@@ -14,6 +14,7 @@ from medgate.models.spec import ModelSpec
 from medgate.plugin.flags import STATE
 from medgate.plugin.session import module_task
 from medgate.plugin.state import OUTCOME_PROPERTY, GateKey, RunState, quiet_capture
+from medgate.reporting.junit import junit_properties
 from medgate.plugin.taskgate import ModelGate, PairGate, TaskGate, error_outcome, skipped_outcome
 from medgate.tasks.base import TaskSpec
 
@@ -87,6 +88,8 @@ def _record_error(item: pytest.Item, report: pytest.TestReport, excinfo: Any) ->
     outcome = error_outcome(key.model, task, callspec.params.get("metric", "?"), f"{excinfo.typename}: {excinfo.value}",
                             _against_label(state, key))
     report.user_properties.append((OUTCOME_PROPERTY, outcome.to_json()))
+    # junitxml writes the properties of the item (the last report's), not of this setup report
+    item.user_properties.extend(junit_properties(outcome))
 
 
 def _against_label(state: RunState, key: GateKey) -> str | None:

@@ -80,6 +80,9 @@ def add_options(parser: pytest.Parser) -> None:
     group.addoption("--against", dest="medgate_against", default=None, metavar="REF",
                     help="compare every selected model item by item with REF (a models.toml name, a path or a hub "
                          "id; REF@NAME: REF's per-item scores from baseline NAME): non-inferiority verdicts")
+    group.addoption("--primary", dest="medgate_primary", default=None, metavar="TASK.METRIC",
+                    help="with several --model and --against: the metric that picks the best checkpoint of the "
+                         "series report (reports/comparisons/series-vs-REF.md)")
     group.addoption("--require-gate", dest="medgate_require_gate", action="store_true",
                     help="fail the run when a selected model is gated by nothing (no threshold, baseline or "
                          "reference for any selected metric); what a CI job should pass")

@@ -46,6 +46,7 @@ class RunConfig:
     require_gate: bool = False
     shard_timeout: float = 1800.0  # seconds without progress before a missing shard is an error
     data_dir_given: bool = False  # --data-dir named a folder: it must hold a file of a collected task
+    primary: str | None = None  # --primary TASK.METRIC: the series report's pick (checked after collection)
     signing_key: Path | None = None  # MEDGATE_SIGNING_KEY: the release record's Ed25519 key (checked at start)
 
     def raw_criteria(self, spec: ModelSpec) -> tuple[str, object]:
@@ -152,6 +153,7 @@ def read_run_config(config: pytest.Config) -> RunConfig:
         save_baseline=save_name, baseline=compare_name, attach_samples=config.getoption("medgate_attach_samples"),
         against=against, require_gate=config.getoption("medgate_require_gate"),
         shard_timeout=float(config.getoption("medgate_shard_timeout")), signing_key=_signing_key(),
+        primary=config.getoption("medgate_primary"),
     )
 
 
@@ -245,6 +247,11 @@ def check_collected(run: RunConfig, catalogue: Catalogue, tasks: list[TaskSpec],
             below = sorted({p.parent for name in names for p in data_dir.glob(f"*/{name}")})
             hint = f"; they are in {', '.join(map(str, below))}: did you mean --data-dir {below[0]}?" if below else ""
             raise ConfigError(f"--data-dir {data_dir}: holds none of the task files ({', '.join(names)}){hint}")
+    if run.primary is not None:
+        task, _, metric = run.primary.partition(".")
+        if task not in catalogue or metric not in catalogue[task].metrics:
+            known = ", ".join(f"{t}.{m}" for t in catalogue for m in catalogue[t].metrics)
+            raise ConfigError(f"--primary {run.primary}: no such task and metric (known: {known})")
     against = run.against
     if against is not None and against.baseline is not None:
         expected = _expected_provenance(tasks, data_dir, run.settings.limit, run.settings.prompts)

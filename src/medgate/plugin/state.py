@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,7 +25,10 @@ from medgate.reporting.allure import write_run_files
 from medgate.reporting.charts import model_chart
 from medgate.reporting.comparisons import write_comparisons
 from medgate.reporting.summary import environment_properties, headline, not_gated, verdict_table, write_summary
-from medgate.reporting.attestation import signing_key_path, write_attestations
+from medgate.reporting.attestation import write_attestations
+from medgate.reporting.github import write_github
+from medgate.reporting.openmetrics import write_metrics
+from medgate.reporting.series import write_series
 from medgate.reporting.runrecord import build_record, new_run_id, write_run_record
 from medgate.reporting.table import write_models_table
 from medgate.tasks.base import TaskSpec
@@ -184,6 +188,13 @@ class Controller:
         reports = self.state.config.reports_dir
         write_summary(reports, self.outcomes, self.state.config.require_gate)
         write_comparisons(reports, self.outcomes)
+        config, line = self.state.config, headline(self.outcomes, self.state.config.require_gate)
+        write_metrics(reports, self.outcomes)
+        if config.against is not None and len(config.models) >= 2:  # a checkpoint series
+            write_series(reports, self.outcomes, config.against.label,
+                         {name: spec.step for name, spec in config.models.items()}, config.primary)
+        write_github(reports, self.outcomes, line, [*config.models, *([config.against.label] if config.against else [])],
+                     os.environ, sys.stdout)
         for model in sorted({o.model for o in self.outcomes if o.against is None}):
             model_chart(model, self.outcomes, reports / "charts" / f"{model}.png")
         criteria = {m: c.resolved() for m, c in self.state.criteria.items()}

@@ -28,6 +28,7 @@ from medgate.judging.verdict import item_errors
 from medgate.pipeline.model_run import ModelRun
 from medgate.plugin.options import Against
 from medgate.plugin.state import ITEMS_PROPERTY, OUTCOME_PROPERTY, GateKey, RunState
+from medgate.reporting.junit import junit_properties
 from medgate.reporting.allure import attach_json, attach_samples, record_test, sample_records, write_perf
 from medgate.tasks.base import TaskSpec
 
@@ -172,6 +173,7 @@ class TaskGate:
     def _record(self, outcome: Outcome) -> None:
         """Put the verdict on the test report (for the controller's summary) and in Allure."""
         self.request.node.user_properties.append((OUTCOME_PROPERTY, outcome.to_json()))
+        self.request.node.user_properties.extend(junit_properties(outcome))  # --junitxml: value, interval, verdict
         gates = [(self.model, self.result)]
         if self.pair is not None and self.pair.reference is not None:
             gates.append((self.pair.reference, self.pair.reference.run.result(self.task)))
