@@ -1,0 +1,2 @@
+"""The bottom layer: plain types, errors, paths and small I/O helpers. Imports nothing of medgate
+outside this package, so every other layer can use it."""

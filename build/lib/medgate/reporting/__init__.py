@@ -1,0 +1,1 @@
+"""Reports: Allure results and the run summary. Nothing here decides a verdict."""
