@@ -19,22 +19,41 @@ from pathlib import Path
 
 from medgate.core.errors import ConfigError, DataError, MedgateError
 from medgate.core.outcome import Outcome
-from medgate.core.paths import SOURCE_ROOT
+from medgate.core.paths import PACKAGE_ROOT, SOURCE_ROOT, cache_dir
 from medgate.models.registry import load_registry
 from medgate.reporting.history import append_history, run_id, write_trend
 from medgate.reporting.published import FIGURES, reproduction_rows, unknown_names, write_reproduction
 from medgate.reporting.table import models_table, write_models_table
 from medgate.reporting.table_choice import choose, describe
 
-_ALLURE = SOURCE_ROOT / "tools" / "allure" / "node_modules" / ".bin" / "allure"
+ALLURE_LOCK = PACKAGE_ROOT / "data" / "allure"  # package.json and package-lock.json: Allure 3, pinned
+_BIN = Path("node_modules") / ".bin" / "allure"
+
+
+def allure_home() -> Path:
+    """Where the report generator is installed: tools/allure in a checkout, else medgate's cache."""
+    checkout = SOURCE_ROOT / "tools" / "allure"
+    return checkout if (SOURCE_ROOT / ".git").exists() else cache_dir() / "allure"
 
 
 def allure_binary() -> Path:
     configured = os.environ.get("MEDGATE_ALLURE")
-    path = Path(configured) if configured else _ALLURE
+    path = Path(configured) if configured else allure_home() / _BIN
     if not path.exists():
-        raise SystemExit(f"medgate: the Allure report generator is not installed at {path}; run scripts/setup")
+        raise SystemExit(f"medgate: the Allure report generator is not installed at {path}; run "
+                         "`medgate install-allure` (needs npm; scripts/setup does it in a checkout)")
     return path
+
+
+def install_allure(home: Path) -> Path:
+    """npm ci of the pinned lock file shipped with the package, into ``home``; offline afterwards."""
+    home.mkdir(parents=True, exist_ok=True)
+    for name in ("package.json", "package-lock.json"):
+        shutil.copyfile(ALLURE_LOCK / name, home / name)
+    proc = subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--silent"], cwd=home, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"medgate: npm ci in {home} failed ({proc.returncode}): {proc.stderr.strip()[-500:]}")
+    return home / _BIN
 
 
 def allure_config(reports: Path, history: Path | None = None, history_limit: int | None = None) -> Path:
@@ -154,8 +173,11 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["verify"]:
         return verify_main(argv[1:])
+    if argv[:1] == ["install-allure"]:
+        print(install_allure(Path(argv[2]) if argv[1:2] == ["--into"] and len(argv) > 2 else allure_home()))
+        return 0
     parser = argparse.ArgumentParser(prog="medgate", description=__doc__)
-    parser.add_argument("command", choices=["html", "table", "trend", "verify"])
+    parser.add_argument("command", choices=["html", "table", "trend", "verify", "install-allure"])
     parser.add_argument("--reports-dir", default="reports", help="the reports folder (default: reports)")
     parser.add_argument("--published", action="store_true",
                         help="table: also put each model's values beside the published CLUE figures "
