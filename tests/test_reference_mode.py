@@ -66,7 +66,7 @@ def test_reference_prompts_reach_provenance_and_baselines_and_other_prompts_do_n
     # a baseline measured with medgate's prompts does not compare with a run on the reference's
     mismatch = medgate(suite, toml, f"--prompts=reference:{checkout}", "--baseline", "own")
     mismatch.assert_outcomes(errors=2)
-    assert "baseline 'own' has prompt_version 'mednli-1', this run 'mednli-reference-" in mismatch.stdout.str()
+    assert "this run differs from baseline 'own': prompt version mednli-reference-" in mismatch.stdout.str()
     medgate(suite, toml, f"--prompts=reference:{checkout}", "--baseline", "ref").assert_outcomes(passed=2)
 
 

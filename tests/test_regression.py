@@ -98,8 +98,8 @@ def test_holm_correction_spares_a_marginal_drop_among_many_metrics():
 @pytest.mark.parametrize(
     ("change", "words"),
     [
-        (lambda b: b.provenance.update(dataset_hash="sha256:other"), "dataset_hash"),
-        (lambda b: b.provenance.update(prompt_version="p0"), "prompt_version"),
+        (lambda b: b.provenance.update(dataset_hash="sha256:other"), "data file .*, not other"),
+        (lambda b: b.provenance.update(prompt_version="p0"), "prompt version .*, not p0"),
         (lambda b: b.scores.pop("9"), "baseline 'b' scored 9 items, this run 10"),
     ],
 )
