@@ -165,3 +165,26 @@ def test_the_example_project_from_a_wheel_with_the_fake_engine(wheel_python, tmp
     accuracy = next(o for o in summary if o["metric"] == "accuracy")
     assert accuracy["status"] == "pass" and accuracy["threshold"] == 0.1
     assert (project / "reports" / "attestation.intoto.jsonl").exists()
+
+
+def test_the_example_project_from_a_wheel_on_real_vllm(wheel_python, tmp_path):
+    """The issue's "done when", as a new user runs it: from a folder outside this repository,
+    with medgate installed from a wheel, `pytest --against smollm2-fp32` gates the team's task on
+    its own thresholds on smollm2 through real vLLM engines and gives a comparison verdict."""
+    project = example_copy(tmp_path)
+    result = run_in(project, wheel_python, "--against", "smollm2-fp32", timeout=1500)
+    shown = result.stdout + result.stderr
+    assert "Traceback" not in shown
+    summary = json.loads((project / "reports" / "summary.json").read_text())
+    own = {o["metric"]: o for o in summary if o["against"] is None}
+    assert set(own) == {"accuracy", "undertriage_rate", "no_answer_rate"}
+    assert own["accuracy"]["threshold"] == 0.10 and own["accuracy"]["status"] == "pass"
+    assert own["no_answer_rate"]["status"] == "pass"  # smollm2 answers with a level: prompt and parser work
+    prov = own["accuracy"]["provenance"]
+    assert prov["engine"] == "vllm" and prov["n_items"] == 37 and prov["data_source"] == "user"
+    assert prov["dataset"] == str(project / "data" / "triage.jsonl")
+    compared = [o for o in summary if o["against"] == "smollm2-fp32"]
+    assert len(compared) == 3 and all(o["comparison"]["verdict"] in ("not worse", "better", "worse", "inconclusive")
+                                      for o in compared)
+    assert all(o["comparison"]["margin"] == 0.10 for o in compared)  # the team's margins
+    assert result.returncode == (0 if all(o["status"] == "pass" for o in summary) else 1), shown[-3000:]
