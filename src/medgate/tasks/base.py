@@ -26,7 +26,9 @@ class TaskSpec:
     depends on the model's tokenizer (LongHealth packs documents to the context budget).
     ``notes`` turns the totals of the items' ``meta`` into lines for the report. ``reference``
     says where the task's prompts live in the reference code and what changes when a run uses
-    them (``with_prompts``).
+    them (``with_prompts``). ``echo`` and ``constants`` give the trivial baselines' answers
+    (medgate.tasks.trivial): an item's own input as its answer (None: the prompt's last user
+    message), and named constant answers chosen from the scored items' gold (e.g. the majority label).
     """
 
     name: str
@@ -44,6 +46,8 @@ class TaskSpec:
     notes: Callable[[Mapping[str, int]], dict[str, str]] | None = None
     alt_filenames: tuple[str, ...] = ()  # other accepted names, tried in order after ``filename``
     reference: ReferenceScript | None = None
+    echo: Callable[[Sample], str] | None = None
+    constants: Callable[[Sequence[Sample]], dict[str, str]] | None = None
 
     def __post_init__(self) -> None:
         if (self.score_sample is None) == (self.score_batch is None):

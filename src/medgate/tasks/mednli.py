@@ -16,6 +16,7 @@ from medgate.core.errors import DataError
 from medgate.core.types import Chat, MetricSpec, Sample
 from medgate.tasks.base import TaskSpec, fewshot_chat, fewshot_script
 from medgate.tasks.files import check_unique, read_jsonl, require_text
+from medgate.tasks.trivial import most_frequent
 
 LABELS = ("ENTAILMENT", "NEUTRAL", "CONTRADICTION")
 
@@ -69,6 +70,11 @@ def score_sample(output: str, sample: Sample) -> dict[str, float]:
     return {"accuracy": float(correct), "no_label_rate": float(no_label)}
 
 
+def constant_answers(samples: Sequence[Sample]) -> dict[str, str]:
+    """The trivial baseline's constant: the most frequent gold label, as the prompt asks for it."""
+    return {"majority": most_frequent([str(s.reference).upper() for s in samples])}
+
+
 TASK = TaskSpec(
     name="mednli",
     title="MedNLI",
@@ -85,6 +91,8 @@ TASK = TaskSpec(
     build_prompt=build_prompt,
     score_sample=score_sample,
     prompt_version="mednli-1",
+    echo=lambda sample: f"{sample.fields['sentence1']}\n{sample.fields['sentence2']}",
+    constants=constant_answers,
     # the reference's prompts: premise, hypothesis and the raw label, as read
     reference=fewshot_script("eval_mednli.py", user=("sentence1", "sentence2"), answer=("gold_label",),
                              values=lambda sample: sample.fields["raw"]),
