@@ -79,7 +79,8 @@ def planted_requests(models: Path, model: str) -> list[tuple[str, list, str]]:
     spec = load_registry(models).resolve(model)
     run = ModelRun(spec, RunSettings(FIXTURES, "synthetic", limit=None))
     choices = spec.options["fake_planted"]
-    return [(key, chat, planted_answer(chat, choices)) for key, chat, _ in run.unique_requests([TASKS[t] for t in TASK_NAMES])]
+    requests = run.unique_requests([TASKS[t] for t in TASK_NAMES])
+    return [(key, chat, planted_answer(chat, choices)) for key, chat, _ in requests]
 
 
 def misrouted(models: Path, model: str, cache: Path) -> list[str]:

@@ -92,7 +92,8 @@ def test_shipped_fixtures_longhealth_constants_f_and_c():
     and C is the gold of 4 of the 15 questions (20 task-1 prompts), tied with E and met first."""
     plan = fixture_plan("longhealth")
     answers = trivial_answers(plan.task, plan.items, plan.chats)
-    assert answers["majority"][0] == "The correct answer is F:" and answers["majority_a_to_e"][0] == "The correct answer is C:"
+    assert answers["majority"][0] == "The correct answer is F:"
+    assert answers["majority_a_to_e"][0] == "The correct answer is C:"
     found = trivial_baselines(plan.task, plan.items, plan.chats)
     assert found["majority"] == {"accuracy_task1": 0.0, "accuracy_task2": 0.0, "accuracy_task3": 1.0}
     assert found["majority_a_to_e"] == {"accuracy_task1": pytest.approx(20 / 75, abs=1e-12),
@@ -149,7 +150,8 @@ def test_flags_name_the_baseline_that_a_value_or_threshold_does_not_beat():
     lines = trivial_lines([low, ceiling])
     assert lines[1] == "## Trivial baselines"
     assert "| model | task | metric | value | majority | empty | threshold | flag |" in lines
-    assert "| m | mednli | accuracy | 0.3000 | 0.3600 | 0.0000 | >= 0.1500 | no better than majority; threshold passes majority |" in lines
+    both = "no better than majority; threshold passes majority"
+    assert f"| m | mednli | accuracy | 0.3000 | 0.3600 | 0.0000 | >= 0.1500 | {both} |" in lines
     assert trivial_lines([Outcome(model="m", task="t", metric="x", status="pass", message="", value=1.0)]) == []
 
 
@@ -158,7 +160,8 @@ def test_the_summary_shows_the_section_beside_the_verdicts(tmp_path):
     o = Outcome(model="m", task="mednli", metric="accuracy", status="pass", message="", value=0.5, threshold=0.4,
                 provenance={"trivial": trivial})
     text = write_summary(tmp_path, [o]).read_text()
-    assert "## Trivial baselines" in text and "| m | mednli | accuracy | 0.5000 | 0.3600 | 0.0000 | >= 0.4000 | - |" in text
+    assert "## Trivial baselines" in text
+    assert "| m | mednli | accuracy | 0.5000 | 0.3600 | 0.0000 | >= 0.4000 | - |" in text
 
 
 def test_a_constant_answer_model_fails_smollm2s_thresholds_on_the_default_run(pytester, tmp_path):
@@ -168,8 +171,8 @@ def test_a_constant_answer_model_fails_smollm2s_thresholds_on_the_default_run(py
     as a constant label beats smollm2 there (README)."""
     smollm2 = tomllib.loads((REPO / "models.toml").read_text())["models"]["smollm2"]
     tables = "".join(f"\n[models.constant.{table}]\n" + "".join(
-        f"{task} = {json.dumps(value) if isinstance(value, str) else _inline(value)}\n" for task, value in smollm2[table].items())
-        for table in ("thresholds", "expected_failures"))
+        f"{task} = {json.dumps(value) if isinstance(value, str) else _inline(value)}\n"
+        for task, value in smollm2[table].items()) for table in ("thresholds", "expected_failures"))
     models = write_models(tmp_path / "models.toml", f'[models.constant]\npath = "."\nbackend = "fake"\n'
                                                     f'fake_reply = "ENTAILMENT"\n{tables}')
     suite = copy_clinical_tests(pytester, *sorted(p.name for p in (REPO / "tests_medical").glob("test_*.py")))
@@ -183,10 +186,11 @@ def test_a_constant_answer_model_fails_smollm2s_thresholds_on_the_default_run(py
             ("medisumcode", "valid_ratio")} <= failed
     assert found[("mednli", "accuracy")]["status"] == "pass"  # 12/33 >= 0.15: MedNLI cannot tell (README)
     assert found[("mednli", "accuracy")]["value"] == pytest.approx(12 / 33, abs=1e-12)
-    assert {found[("longhealth", m)]["status"] for m in ("accuracy_task1", "accuracy_task2", "accuracy_task3")} == {"known_gap"}
+    assert {found[("longhealth", f"accuracy_task{i}")]["status"] for i in (1, 2, 3)} == {"known_gap"}
     summary = (suite.path / "reports" / "summary.md").read_text()
     assert "## Trivial baselines" in summary
-    assert "| constant | mednli | accuracy | 0.3636 | 0.3636 | 0.0000 | 0.0000 | - | >= 0.1500 | no better than majority; threshold passes majority |" in summary
+    row = "| constant | mednli | accuracy | 0.3636 | 0.3636 | 0.0000 | 0.0000 | - | >= 0.1500 |"
+    assert f"{row} no better than majority; threshold passes majority |" in summary
 
 
 def _inline(table: dict) -> str:
