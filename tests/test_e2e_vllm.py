@@ -245,6 +245,7 @@ def test_mednli_over_two_workers_generates_each_prompt_once_and_scores_as_n0(tmp
     run = ModelRun(spec, RunSettings(REPO / "fixtures", "synthetic", limit=None))
     plan = run.plan(TASKS["mednli"])
     item_of = {key: item.id for (key, _, _), item in zip(run.requests([TASKS["mednli"]]), plan.items)}
+    assert set(item_of) == set(runs["0"])  # the keys this process computes are the sessions' keys
     different = sorted(item_of[key] for key in runs["0"] if runs["0"][key] != runs["2"][key])
     assert len(different) <= MAX_DIFFERENT, f"{len(different)} of {total} outputs differ (-n 2, -n 0): {different}"
     for item, scores in runs["items 0"].items():
