@@ -210,3 +210,16 @@ def test_a_task_file_is_collected_gated_and_compared(pytester):
     versus = by_metric(pytester, model="good", against="other")
     assert versus["set_f1"]["comparison"]["n_pairs"] == 38
     assert result.ret == pytest.ExitCode.TESTS_FAILED and "Traceback" not in result.stdout.str()
+
+
+@pytest.mark.parametrize("extra", [[], ["-n", "2"]])
+def test_medgate_wakes_when_collection_finds_its_fixture(pytester, extra):
+    """No medgate option and no ini key: the project's models.toml in the rootdir, and a test
+    that uses medgate_model, turn medgate on (on xdist's controller at the first verdict)."""
+    team_project(pytester)
+    pytester.makeini("[pytest]\ntestpaths = tests\n")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", *extra)
+    assert result.ret == pytest.ExitCode.OK, result.stdout.str()
+    scored = by_metric(pytester, model="nurse")  # the registry's default model
+    assert scored["accuracy"]["status"] == "pass"
+    assert "medgate verdicts" in result.stdout.str()
