@@ -75,11 +75,14 @@ class ScoreStore(Protocol):
 
 @dataclass(frozen=True)
 class ScoringConfig:
-    """Run-wide scoring choices (the BERTScore encoder) and the score store (None: none)."""
+    """Run-wide scoring choices (the BERTScore encoder) and the score store (None: none).
+    ``model_metrics=False`` leaves out the metrics that load a model (BERTScore, UMLS): they are
+    reported as not computed (the trivial baselines score so, to cost no encoder pass)."""
 
     bertscore_encoder: str = "minilm"
     bertscore_layers: int | None = None
     store: ScoreStore | None = None
+    model_metrics: bool = True
 
 
 @dataclass

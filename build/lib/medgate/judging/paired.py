@@ -19,6 +19,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
+from medgate.core.comparable import PAIRED_FIELDS, conditions, differences
 from medgate.core.errors import BaselineError
 from medgate.core.outcome import Comparison
 from medgate.core.types import TaskResult
@@ -69,16 +70,10 @@ def compare(reference: Reference, result: TaskResult, task: TaskSpec, *, seed: i
 def check_comparable(reference: Reference, result: TaskResult) -> None:
     """Raise BaselineMismatch unless the reference saw the same data, prompts and items."""
     label = f"{result.model} {result.task}"
-    encoders = [p.get("notes", {}).get("bertscore_encoder") for p in (reference.provenance, result.provenance)]
-    if None not in encoders and encoders[0] != encoders[1]:
-        raise BaselineMismatch(f"{label}: {reference.label} scored BERTScore with {encoders[0]}, this run with "
-                               f"{encoders[1]}; their values are not comparable")
-    for key in COMPARABLE:
-        if reference.provenance.get(key) != result.provenance.get(key):
-            raise BaselineMismatch(
-                f"{label}: {reference.label} has {key} {reference.provenance.get(key)!r}, this run "
-                f"{result.provenance.get(key)!r}; compare runs of the same data and prompts, or save a new baseline"
-            )
+    found = differences(conditions(result.provenance), conditions(reference.provenance), fields=PAIRED_FIELDS)
+    if found:
+        raise BaselineMismatch(f"{label}: this run differs from {reference.label}: {'; '.join(found)}; compare runs "
+                               "of the same data and prompts, or save a new baseline")
     ref_ids, run_ids = set(reference.scores), {item.id for item in result.items}
     if ref_ids != run_ids:
         raise BaselineMismatch(

@@ -21,6 +21,11 @@ def text_metrics(*, with_umls: bool) -> dict[str, MetricSpec]:
 def score_texts(predictions: Sequence[str], references: Sequence[str], scoring: ScoringConfig, *,
                 with_umls: bool) -> BatchScores:
     per_item = [rouge(prediction=p, reference=r) for p, r in zip(predictions, references)]
+    if not scoring.model_metrics:  # ROUGE only: no encoder, no scispaCy
+        skipped = "model-based metrics were not asked for (ROUGE only)"
+        names = [*BERTSCORE_METRICS, *(UMLS_METRICS if with_umls else ())]
+        return BatchScores(per_item=per_item, not_computed={name: skipped for name in names},
+                           notes={"rouge": "rouge-score, no stemmer, F-measure"})
     encoder = resolve_encoder(scoring.bertscore_encoder, scoring.bertscore_layers)
     for scores, extra in zip(per_item, bertscore(predictions, references, encoder, scoring.store)):
         scores.update(extra)

@@ -227,6 +227,12 @@ def _inherited(name: str, raw: Mapping[str, Any], fail: Any, seen: tuple[str, ..
         raise fail(key, f"inherits in a circle ({' -> '.join((*seen, name, base_name))})")
     base = {k: v for k, v in _inherited(base_name, raw, fail, (*seen, name)).items()
             if k not in (*_SOURCES, "revision", "inherits", "step")}
+    # Another backend (a fake stand-in for a real model in a test): the base's backend options
+    # stay behind; everything else (criteria, shared settings) is inherited.
+    base_backend, own_backend = base.get("backend", "vllm"), entry.get("backend", base.get("backend", "vllm"))
+    if own_backend != base_backend and base_backend in BACKENDS and own_backend in BACKENDS:
+        foreign = set(BACKENDS[base_backend].options) - set(BACKENDS[own_backend].options)
+        base = {k: v for k, v in base.items() if k not in foreign}
     for table in _TABLES:
         if isinstance(base.get(table), dict) and isinstance(entry.get(table), dict):
             entry[table] = {**base[table], **entry[table]}

@@ -26,6 +26,7 @@ from medgate.pipeline.scoring import score
 from medgate.pipeline.shards import Shard, token_estimator
 from medgate.tasks.base import TaskSpec
 from medgate.tasks.reference_prompts import PromptSource
+from medgate.tasks.trivial import trivial_baselines
 
 
 @dataclass(frozen=True)
@@ -279,6 +280,8 @@ class ModelRun:
             result.provenance["inherits"] = self.spec.inherits
         result.provenance["generation_seconds"] = round(seconds, 3)
         result.provenance["completion_tokens"] = sum(i.completion_tokens for i in result.items)
+        # what constant, empty and echoed answers score on these items (ROUGE, accuracy: no encoder)
+        result.provenance["trivial"] = trivial_baselines(plan.task, plan.items, plan.chats)
         return result
 
     def _progress(self, label: str) -> ProgressFactory:

@@ -158,6 +158,7 @@ class Controller:
 
     def _models(self) -> dict[str, dict[str, Any]]:
         """Where each model of the verdicts came from, for the release record's weights digest."""
+        from medgate.models.engines import backend_of
         from medgate.models.fingerprint import resolve_location
 
         out: dict[str, dict[str, Any]] = {}
@@ -168,12 +169,12 @@ class Controller:
                 continue
             fingerprint = next((o.provenance.get("model_fingerprint") for o in self.outcomes
                                 if o.model == name and o.provenance.get("model_fingerprint")), None)
+            remote = backend_of(spec).remote
             try:
-                location = resolve_location(spec) if spec.backend != "openai" else spec.location
+                location = spec.location if remote else resolve_location(spec)
             except Exception:  # a model that could not be located: its statement says so
                 location = spec.location
-            out[name] = {"source": "server" if spec.backend == "openai" else spec.source, "location": location,
-                         "fingerprint": fingerprint}
+            out[name] = {"source": "server" if remote else spec.source, "location": location, "fingerprint": fingerprint}
         return out
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:

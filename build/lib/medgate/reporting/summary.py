@@ -13,6 +13,7 @@ from medgate.core.outcome import Outcome
 from medgate.core.versions import package_versions
 from medgate.reporting.comparisons import summary_lines
 from medgate.reporting.markdown import table
+from medgate.reporting.trivial import trivial_lines
 
 _SYMBOL = {"pass": "PASS", "fail": "FAIL", "no_threshold": "no threshold", "not_computed": "not computed",
            "error": "ERROR", "known_gap": "XFAIL (known gap)", "skipped": "SKIPPED (no data file)"}
@@ -135,6 +136,7 @@ def write_summary(reports_dir: Path, outcomes: Sequence[Outcome], require_gate: 
         lines.append("")
     lines += table(HEADER, rows)
     lines += summary_lines(outcomes)
+    lines += trivial_lines(outcomes)
     env = environment_properties(outcomes)
     lines += ["", "## Provenance", ""] + [f"- {k}: {v}" for k, v in sorted(env.items())]
     notes = scoring_notes(outcomes)

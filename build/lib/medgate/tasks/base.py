@@ -27,7 +27,9 @@ class TaskSpec:
     ``path`` names the data file directly, for a team's own task kept beside its test module.
     ``notes`` turns the totals of the items' ``meta`` into lines for the report. ``reference``
     says where the task's prompts live in the reference code and what changes when a run uses
-    them (``with_prompts``).
+    them (``with_prompts``). ``echo`` and ``constants`` give the trivial baselines' answers
+    (medgate.tasks.trivial): an item's own input as its answer (None: the prompt's last user
+    message), and named constant answers chosen from the scored items' gold (e.g. the majority label).
     """
 
     name: str
@@ -48,6 +50,9 @@ class TaskSpec:
     # A data file given by path (relative to the test module that defines the task, resolved at
     # collection); a file of ``filename`` in --data-dir wins, so real data replaces a sample file.
     path: str | Path | None = None
+    # Trivial baselines (summary): the item's input as the answer, and constant answers by name.
+    echo: Callable[[Sample], str] | None = None
+    constants: Callable[[Sequence[Sample]], dict[str, str]] | None = None
 
     def __post_init__(self) -> None:
         if (self.score_sample is None) == (self.score_batch is None):

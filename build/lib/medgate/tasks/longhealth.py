@@ -32,6 +32,7 @@ from medgate.core.types import Chat, MetricSpec, PromptContext, Sample
 from medgate.tasks.base import TaskSpec
 from medgate.tasks.files import check_text, check_unique, read_json, require_text
 from medgate.tasks.reference_prompts import ReferenceScript
+from medgate.tasks.trivial import most_frequent
 
 LETTERS = ("A", "B", "C", "D", "E")
 OPTION_F = "Question cannot be answered with provided documents"
@@ -378,6 +379,17 @@ def packing_notes(totals: Mapping[str, int]) -> dict[str, str]:
                        f"{totals.get('tokens_cut', 0)} cut, answer span cut in {totals.get('answer_span_cut', 0)}"}
 
 
+def constant_answers(samples: Sequence[Sample]) -> dict[str, str]:
+    """Trivial baselines' constants, in the answer format: the most frequent gold letter over all
+    prompts (F where tasks 3's prompts are a third of them), and the most frequent of A to E."""
+    letters = [str(s.reference) for s in samples]
+    out = {"majority": f"The correct answer is {most_frequent(letters)}:"}
+    real = [letter for letter in letters if letter in LETTERS]
+    if real:
+        out["majority_a_to_e"] = f"The correct answer is {most_frequent(real)}:"
+    return out
+
+
 TASK = TaskSpec(
     name="longhealth",
     title="LongHealth",
@@ -395,6 +407,8 @@ TASK = TaskSpec(
     prepare=prepare,
     notes=packing_notes,
     prompt_version="longhealth-2",
+    echo=lambda sample: str(sample.fields["question"]),
+    constants=constant_answers,
     reference=ReferenceScript(file="eval_LongHealth.py",
                               constants={"sys_prompt": None,
                                          "prompt_template": ("documents", "question_text", "options")},

@@ -21,6 +21,7 @@ from medgate.core.types import BatchScores, Chat, MetricSpec, Sample, ScoringCon
 from medgate.metrics.sets import prf
 from medgate.tasks.base import TaskSpec, fewshot_chat, fewshot_script
 from medgate.tasks.files import check_unique, read_json_list, require_text
+from medgate.tasks.trivial import most_frequent
 
 CODE_RE = re.compile(r"\b[A-TV-Z][0-9]{2}(?:\.?[0-9A-Z]{1,4})?\b")
 
@@ -126,6 +127,12 @@ def score_batch(outputs: Sequence[str], samples: Sequence[Sample], scoring: Scor
 # exact: on code lists; approx: on sets of 3-character categories; valid_ratio: parsed codes found in ICD-10-CM
 METRICS = ("exact_p", "exact_r", "exact_f1", "approx_p", "approx_r", "approx_f1", "valid_ratio")
 
+def constant_answers(samples: Sequence[Sample]) -> dict[str, str]:
+    """The trivial baseline's constant: the most frequent gold code, in the few-shot answer's format."""
+    codes = [code for s in samples for code in s.reference]
+    return {"majority": f"ICD-10 Codes: {most_frequent(codes)}"} if codes else {}
+
+
 TASK = TaskSpec(
     name="medisumcode",
     title="MeDiSumCode",
@@ -137,6 +144,8 @@ TASK = TaskSpec(
     build_prompt=build_prompt,
     score_batch=score_batch,
     prompt_version="medisumcode-1",
+    echo=lambda sample: str(sample.fields["text"]),
+    constants=constant_answers,
     reference=fewshot_script("eval_MeDiSumCode.py", user=("text",), answer=("codes",),
                              values=lambda s: s.fields["raw"]),
 )

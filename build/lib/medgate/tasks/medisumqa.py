@@ -62,6 +62,7 @@ TASK = TaskSpec(
     build_prompt=build_prompt,
     score_batch=score_batch,
     prompt_version="medisumqa-1",
+    echo=lambda sample: str(sample.fields["question"]),  # the question as its own answer
     reference=fewshot_script("eval_MeDiSumQA.py", user=("discharge_summary", "Question"), answer=("Answer",),
                              values=lambda s: s.fields["raw"]),
 )

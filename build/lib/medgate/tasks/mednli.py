@@ -17,6 +17,7 @@ from medgate.core.types import Chat, MetricSpec, Sample
 from medgate.metrics.labels import label_scores
 from medgate.tasks.base import TaskSpec, fewshot_chat, fewshot_script
 from medgate.tasks.files import check_unique, read_jsonl, require_text
+from medgate.tasks.trivial import most_frequent
 
 LABELS = ("ENTAILMENT", "NEUTRAL", "CONTRADICTION")
 
@@ -67,6 +68,11 @@ def score_sample(output: str, sample: Sample) -> dict[str, float]:
     return label_scores(output, str(sample.reference), LABELS, rule="mednli")
 
 
+def constant_answers(samples: Sequence[Sample]) -> dict[str, str]:
+    """The trivial baseline's constant: the most frequent gold label, as the prompt asks for it."""
+    return {"majority": most_frequent([str(s.reference).upper() for s in samples])}
+
+
 TASK = TaskSpec(
     name="mednli",
     title="MedNLI",
@@ -83,6 +89,8 @@ TASK = TaskSpec(
     build_prompt=build_prompt,
     score_sample=score_sample,
     prompt_version="mednli-1",
+    echo=lambda sample: f"{sample.fields['sentence1']}\n{sample.fields['sentence2']}",
+    constants=constant_answers,
     # the reference's prompts: premise, hypothesis and the raw label, as read
     reference=fewshot_script("eval_mednli.py", user=("sentence1", "sentence2"), answer=("gold_label",),
                              values=lambda sample: sample.fields["raw"]),

@@ -78,5 +78,6 @@ TASK = TaskSpec(
     build_prompt=build_prompt,
     score_batch=score_batch,
     prompt_version="meqsum-1",
+    echo=lambda sample: str(sample.fields["question"]),  # the consumer's question as its own summary
     reference=fewshot_script("eval_meqsum.py", user=("CHQ",), answer=("Summary",), values=lambda s: s.fields["raw"]),
 )

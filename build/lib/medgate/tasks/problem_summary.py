@@ -100,6 +100,7 @@ TASK = TaskSpec(
     build_prompt=build_prompt,
     score_batch=score_batch,
     prompt_version="problem_summary-1",
+    echo=lambda sample: f"{sample.fields['subjective']}\n\n{sample.fields['assessment']}",  # the note's sections
     reference=fewshot_script("eval_ProblemSummary.py", user=("Subjectives", "Assessment"), answer=("Summary",),
                              values=lambda s: s.fields["raw"]),
 )

@@ -58,6 +58,7 @@ class Backend:
     # Without GPUs: the environment variable in which the engine's CPU build takes the cores to bind
     # its threads to (None: it binds none), so each xdist worker's engine keeps to its own cores.
     cpu_bind_env: str | None = None
+    remote: bool = False  # the weights live behind a server: the release record cannot hash them here
 
     def settings(self, spec: ModelSpec) -> dict[str, Any]:
         """Every option of this backend for a model: models.toml's value, else the default."""

@@ -8,13 +8,17 @@ a real engine's does (the scale benchmark); ``MEDGATE_FAKE_DIE_AFTER`` ("<model>
 that model's engine die after that many answers, and ``MEDGATE_FAKE_EXIT_AFTER``
 ("<model>:<count>:<worker>") ends that worker's process at once, as a crash would.
 ``fake_rules`` (models.toml) gives per-item answers: the first [text, reply] whose text is in the
-item's message.
+item's message. ``fake_planted`` (a list of texts) plants an answer derived from each prompt
+(``planted_answer``): one of the texts, picked by a SHA-256 of the last user message (which holds
+the item), tagged with that digest's first 8 hex digits, so every prompt's answer is its own and a
+test can recompute it; an answer stored or scored under another prompt shows.
 Words count as tokens: a prompt of at least ``max_model_len`` words is refused, as vLLM refuses
 a prompt longer than the context.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -34,6 +38,7 @@ class FakeEngine:
         settings = BACKEND.settings(spec)
         self.reply = settings["fake_reply"]
         self.rules = [tuple(rule) for rule in settings["fake_rules"]]
+        self.planted = list(settings["fake_planted"])
         log_engine_event(spec, "load")
 
     def generate(
@@ -72,8 +77,11 @@ class FakeEngine:
         return out
 
     def _reply(self, chat: Chat) -> str:
-        """The reply of the first rule whose text is in the item's message, else ``fake_reply``:
-        per-item canned answers for planted better, worse or equal models."""
+        """The planted answer of the prompt (``fake_planted``), else the reply of the first rule
+        whose text is in the item's message, else ``fake_reply``: per-item canned answers for
+        planted better, worse or equal models."""
+        if self.planted:
+            return planted_answer(chat, self.planted)
         last = chat[-1]["content"]
         return next((reply for text, reply in self.rules if text in last), self.reply)
 
@@ -82,6 +90,17 @@ class FakeEngine:
 
     def close(self) -> None:
         pass
+
+
+def planted_answer(chat: Chat, choices: Sequence[str]) -> str:
+    """The answer ``fake_planted = choices`` gives ``chat``: the choice picked by the SHA-256 of
+    the last user message, then that digest's first 8 hex digits in brackets. hashlib, not
+    ``hash()``: the same in every process, whatever PYTHONHASHSEED, so a test recomputes it."""
+    if not choices:
+        raise ValueError("planted_answer needs at least one choice")
+    last = next((m["content"] for m in reversed(chat) if m["role"] == "user"), "")
+    digest = hashlib.sha256(last.encode("utf-8")).hexdigest()
+    return f"{choices[int(digest, 16) % len(choices)]} [{digest[:8]}]"
 
 
 def whitespace_context(context_len: int) -> PromptContext:
@@ -94,7 +113,9 @@ def whitespace_context(context_len: int) -> PromptContext:
 
 
 def _engine_id(settings: dict[str, object]) -> str:
-    """The answers decide the cache key: the reply, and the rules when there are any."""
+    """The answers decide the cache key: the reply, and the rules or planted choices when there are any."""
+    if settings["fake_planted"]:
+        return "fake:planted:" + json.dumps(settings["fake_planted"])
     if settings["fake_rules"]:
         return "fake:" + json.dumps([settings["fake_reply"], settings["fake_rules"]])
     return f"fake:{settings['fake_reply']}"
@@ -107,6 +128,9 @@ BACKEND = Backend(
         "fake_reply": Option((str,), lambda v: True, "a string", ""),
         "fake_rules": Option((list,), lambda v: all(isinstance(r, list) and len(r) == 2 and all(isinstance(x, str) for x in r)
                                                     for r in v), "a list of [text, reply] pairs", []),
+        # answers derived from each prompt (planted_answer), for tests that check routing
+        "fake_planted": Option((list,), lambda v: bool(v) and all(isinstance(x, str) for x in v),
+                               "a non-empty list of texts", []),
         # GPUs one engine pretends to need, so tests can check each worker's pinning without a GPU
         "fake_gpus": Option((int,), lambda v: 0 <= v <= 64, "an integer in [0, 64]", 0),
     },

@@ -162,6 +162,7 @@ _ENV_RE = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 BACKEND = Backend(
     name="openai",
     label="openai-server",
+    remote=True,
     options={
         # the variables holding the server's URL and key: never the values themselves
         "base_url_env": Option((str,), lambda v: bool(_ENV_RE.match(v)), "an environment variable name",
