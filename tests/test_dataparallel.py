@@ -77,7 +77,7 @@ def planted_requests(models: Path, model: str) -> list[tuple[str, list, str]]:
     """(cache key, chat, planted answer) of every prompt of the model, computed in this process
     as the sessions compute them: the same registry, fixtures, prompts and keys."""
     spec = load_registry(models).resolve(model)
-    run = ModelRun(spec, RunSettings(FIXTURES, "synthetic", limit=None))
+    run = ModelRun(spec, RunSettings(FIXTURES, limit=None))
     choices = spec.options["fake_planted"]
     requests = run.unique_requests([TASKS[t] for t in TASK_NAMES])
     return [(key, chat, planted_answer(chat, choices)) for key, chat, _ in requests]
@@ -97,7 +97,7 @@ def misrouted(models: Path, model: str, cache: Path) -> list[str]:
 def planted_scores(models: Path, model: str) -> dict[str, dict[str, dict[str, float]]]:
     """task -> item id -> the scores of the item's planted answer, scored here with the task's scorer."""
     spec = load_registry(models).resolve(model)
-    run = ModelRun(spec, RunSettings(FIXTURES, "synthetic", limit=None))
+    run = ModelRun(spec, RunSettings(FIXTURES, limit=None))
     out = {}
     for name in TASK_NAMES:
         plan = run.plan(TASKS[name])

@@ -242,7 +242,7 @@ def test_mednli_over_two_workers_generates_each_prompt_once_and_scores_as_n0(tmp
     assert set(runs["2"]) == set(runs["0"])  # the same chats, settings and model on both sides
     # key -> item id, computed here as the sessions compute keys (no engine is loaded)
     spec = load_registry(REPO / "models.toml").resolve("smollm2")
-    run = ModelRun(spec, RunSettings(REPO / "fixtures", "synthetic", limit=None))
+    run = ModelRun(spec, RunSettings(REPO / "fixtures", limit=None))
     plan = run.plan(TASKS["mednli"])
     item_of = {key: item.id for (key, _, _), item in zip(run.requests([TASKS["mednli"]]), plan.items)}
     assert set(item_of) == set(runs["0"])  # the keys this process computes are the sessions' keys
@@ -255,3 +255,105 @@ def test_mednli_over_two_workers_generates_each_prompt_once_and_scores_as_n0(tmp
         two = runs["verdicts 2"][key]
         assert zero["status"] == two["status"] == "pass", key
         assert abs(zero["value"] - two["value"]) <= len(different) / total + 1e-12, key
+
+
+def _checkpoint_copy(dest: Path) -> Path:
+    import shutil
+
+    from medgate.models.fingerprint import resolve_location
+    from medgate.models.registry import load_registry
+
+    source = Path(resolve_location(load_registry(REPO / "models.toml").resolve("smollm2")))
+    shutil.copytree(source, dest, ignore=shutil.ignore_patterns("medgate-ready"))
+    return dest
+
+
+def test_a_signed_release_record_binds_the_weights_and_verify_checks_it(main_run, tmp_path):
+    """The release record's "done when": the converted smollm2 checkpoint by path --against
+    smollm2 with a signing key writes a signed statement; `medgate verify` with the public key
+    and --model on that folder passes; one changed byte of model.safetensors fails the weights;
+    another key fails the signature."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    keys = {}
+    for name in ("signer", "other"):
+        key = Ed25519PrivateKey.generate()
+        (tmp_path / f"{name}.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                                 serialization.NoEncryption()))
+        (tmp_path / f"{name}.pub").write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM,
+                                                                             serialization.PublicFormat.SubjectPublicKeyInfo))
+        keys[name] = tmp_path / f"{name}.pub"
+    checkpoint = _checkpoint_copy(tmp_path / "ckpt-release")
+    proc, reports = main_run
+    env = {**os.environ, "MEDGATE_GENERATIONS": str(reports.parent / "generations.sqlite"),  # same weights: cached
+           "MEDGATE_SIGNING_KEY": str(tmp_path / "signer.pem")}
+    out = tmp_path / "reports"
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "tests_medical/test_mednli.py", "tests_medical/test_meqsum.py", "--model",
+         str(checkpoint), "--against", "smollm2", f"--reports-dir={out}", "-p", "no:cacheprovider"],
+        check=False, cwd=REPO, capture_output=True, text=True, timeout=1500, env=env)
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert "attestation.intoto.jsonl (signed)" in run.stdout
+    record = out / "attestation.intoto.jsonl"
+    lines = record.read_text().splitlines()
+    assert len(lines) == 1 and json.loads(lines[0])["signatures"]  # one gated model, signed
+
+    def verify(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "medgate.cli", "verify", str(record), *args], cwd=REPO,
+                              capture_output=True, text=True, timeout=600)
+
+    good = verify("--key", str(keys["signer"]), "--model", str(checkpoint), "--runs", str(out / "runs"),
+                  "--data-dir", str(REPO / "fixtures"), "--models-file", str(REPO / "models.toml"))
+    assert good.returncode == 0, good.stdout + good.stderr
+    for binding in ("signature", "weights", "data", "scores", "criteria"):
+        assert re.search(rf"^OK {binding}:", good.stdout, re.M), (binding, good.stdout)
+    weights = checkpoint / "model.safetensors"
+    with weights.open("r+b") as handle:  # one byte, deep inside the tensors
+        handle.seek(weights.stat().st_size // 2)
+        byte = handle.read(1)
+        handle.seek(-1, 1)
+        handle.write(bytes([byte[0] ^ 0x01]))
+    tampered = verify("--key", str(keys["signer"]), "--model", str(checkpoint))
+    assert tampered.returncode == 1 and re.search(r"^FAIL weights: .*model\.safetensors", tampered.stdout, re.M), tampered.stdout
+    other = verify("--key", str(keys["other"]))
+    assert other.returncode == 1 and re.search(r"^FAIL signature:", other.stdout, re.M), other.stdout
+
+
+def test_a_damaged_checkpoint_is_worse_and_a_near_copy_is_not(main_run, tmp_path):
+    """Real comparisons of different checkpoints, through real generation: smollm2's weights
+    copied twice, one nudged (every matrix times 1 + 1e-3 noise), one damaged (noise as large as
+    the weights); different fingerprints, so nothing comes from the cache or the identical-model
+    rule. The damaged copy answers no label and is worse on MedNLI accuracy; the near copy is not
+    worse, or inconclusive on 33 items."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    generator = torch.Generator().manual_seed(0)
+    for name, scale in (("near-copy", 1e-3), ("damaged", 1.0)):
+        folder = _checkpoint_copy(tmp_path / name)
+        tensors = load_file(folder / "model.safetensors")
+        for key, value in tensors.items():
+            if value.dim() == 2:
+                noise = torch.randn(value.shape, generator=generator, dtype=torch.float32)
+                spread = value.float().std() if scale >= 1 else value.float().abs()
+                tensors[key] = (value.float() + noise * spread * scale).to(value.dtype)
+        save_file(tensors, folder / "model.safetensors", metadata={"format": "pt"})
+    proc, reports = main_run
+    env = {**os.environ, "MEDGATE_GENERATIONS": str(reports.parent / "generations.sqlite")}
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "tests_medical/test_mednli.py", "--model", str(tmp_path / "near-copy"),
+         "--model", str(tmp_path / "damaged"), "--against", "smollm2", f"--reports-dir={tmp_path / 'reports'}",
+         "-p", "no:cacheprovider"],
+        check=False, cwd=REPO, capture_output=True, text=True, timeout=1500, env=env)
+    found = outcomes(tmp_path / "reports")
+    compared = {o["model"]: o for o in found if o["against"] == "smollm2" and o["metric"] == "accuracy"}
+    assert set(compared) == {"near-copy", "damaged"}, run.stdout[-3000:]
+    for o in compared.values():
+        assert o["provenance"]["cached_items"] == 0 and o["provenance"]["engine"] == "vllm"  # really generated
+        assert not o["comparison"]["identical"]
+    fingerprints = {o["provenance"]["model_fingerprint"] for o in compared.values()}
+    smollm2 = next(o for o in outcomes(reports) if o["task"] == "mednli")["provenance"]["model_fingerprint"]
+    assert len(fingerprints) == 2 and smollm2 not in fingerprints
+    assert compared["damaged"]["comparison"]["verdict"] == "worse", compared["damaged"]["message"]
+    assert compared["near-copy"]["comparison"]["verdict"] in ("not worse", "inconclusive"), compared["near-copy"]["message"]
