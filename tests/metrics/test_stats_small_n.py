@@ -158,3 +158,113 @@ def test_unseen_share_is_the_clopper_pearson_bound_for_no_events():
     for n in (1, 2, 5, 6, 50):
         upper = binomtest(0, n).proportion_ci(confidence_level=0.95, method="exact").high
         assert unseen_share(n) == pytest.approx(upper, rel=1e-9, abs=0)
+
+
+# --- what the mutation run (scripts/mutation) showed the tests above did not pin down ---------
+
+
+def test_exact_weights_give_two_to_the_one_minus_n_to_the_last_bit():
+    assert sign_flip_p([0.3] * 6) == 0.03125 and sign_flip_p([0.3] * 11) == 2.0**-10  # ==, not approx
+
+
+def test_twenty_distinct_differences_are_still_enumerated():
+    # 20 distinct sizes: 2^20 sums, exactly EXACT_STATES: all positive gives 2 / 2^20, not a Monte Carlo 1/10,001
+    assert sign_flip_p(np.arange(1, 21) / 100) == 2.0**-19
+
+
+def test_near_ties_are_told_apart_beyond_float_noise():
+    # sizes 0.004, 0.0030000005, 0.003 with signs +, +, - (observed 0.0040000005); of the 8 assignments
+    # +++, ---, ++- (observed), --+ reach it; +-+ and -+- fall short by 1e-9, far more than rounding: 4 / 8
+    assert sign_flip_p([0.004, 0.0030000005, -0.003]) == 0.5
+
+
+def test_the_monte_carlo_draws_are_the_documented_ones(monkeypatch):
+    monkeypatch.setattr(stats, "EXACT_STATES", 1)
+    diffs = np.random.default_rng(2).normal(0.1, 1.0, size=30)
+    d = np.round(diffs, 12)
+    rng = np.random.default_rng(4)
+    hits = 0
+    for size in (1000, 500):  # chunks of 1000 sign assignments, the last one short
+        signs = rng.integers(0, 2, size=(size, 30)) * 2.0 - 1.0
+        hits += int(np.count_nonzero(np.abs(signs @ d) >= abs(d.sum()) - 1e-9 * np.abs(d).sum()))
+    assert sign_flip_p(diffs, n_resamples=1500, seed=4) == (hits + 1) / 1501
+    assert paired_bootstrap(np.zeros(30), diffs, n_resamples=1500, seed=4).p_value == (hits + 1) / 1501
+    assert paired_bootstrap(np.zeros(30), diffs, n_resamples=1500).p_value == sign_flip_p(diffs, n_resamples=1500)
+    assert sign_flip_p(diffs, n_resamples=1500) == sign_flip_p(diffs, n_resamples=1500, seed=0)
+    assert sign_flip_p(diffs, n_resamples=1500, seed=1) != sign_flip_p(diffs, n_resamples=1500, seed=0)
+    # thousands of items: the chunk shrinks (an integer number of rows), the p-value keeps its form
+    many = np.random.default_rng(3).normal(0.0, 1.0, size=5000)
+    assert sign_flip_p(many, n_resamples=50) * 51 == pytest.approx(round(sign_flip_p(many, n_resamples=50) * 51))
+
+
+def test_the_floor_holds_under_monte_carlo(monkeypatch):
+    # two equal differences sampled (seed 0): 477 of 1000 assignments reach the observed sum, (477 + 1) / 1001
+    # = 0.4775 < 0.5, the exact value; the floor 2^(1-2) restores it
+    monkeypatch.setattr(stats, "EXACT_STATES", 1)
+    assert sign_flip_p([0.3, 0.3], n_resamples=1000, seed=0) == 0.5
+
+
+def test_bootstrap_intervals_are_the_documented_percentiles():
+    values = np.random.default_rng(6).uniform(0, 1, size=25)
+    rng = np.random.default_rng(0)
+    means = np.concatenate([values[rng.integers(0, 25, size=(1000, 25))].mean(axis=1) for _ in range(2)])
+    assert stats.bootstrap_ci(values, n_resamples=2000) == tuple(np.percentile(means, [2.5, 97.5]))
+    assert stats.bootstrap_ci(values, n_resamples=2000) == stats.bootstrap_ci(values, n_resamples=2000, seed=0)
+    assert stats.bootstrap_ci(values, n_resamples=2000, seed=1) != stats.bootstrap_ci(values, n_resamples=2000)
+    assert stats.bootstrap_ci(values, n_resamples=2000, confidence=0.9) == tuple(np.percentile(means, [5, 95]))
+    diff = paired_bootstrap(np.zeros(25), values, n_resamples=2000)
+    assert (diff.low, diff.high) == tuple(np.percentile(means, [2.5, 97.5]))
+    assert paired_bootstrap(np.zeros(25), values, n_resamples=2000, seed=1).low != diff.low
+    narrow = paired_bootstrap(np.zeros(25), values, n_resamples=2000, confidence=0.5)
+    assert (narrow.low, narrow.high) == tuple(np.percentile(means, [25, 75]))
+    # all alike: the confidence reaches the widening too (Clopper-Pearson at 90%: 0.05 ** (1/5))
+    assert stats.bootstrap_ci([1.0] * 5, confidence=0.9)[0] == pytest.approx(0.05 ** 0.2, rel=1e-12)
+
+
+def test_errors_say_what_is_missing():
+    with pytest.raises(ValueError, match="^no items$"):
+        unseen_share(0)
+    with pytest.raises(ValueError, match="^no items to bootstrap$"):
+        stats.bootstrap_ci([])
+    with pytest.raises(ValueError, match="^no paired items$"):
+        paired_bootstrap([], [])
+    with pytest.raises(ValueError, match="^no paired items$"):
+        stats.paired_proportions([], [])
+    with pytest.raises(ValueError, match="^no trials$"):
+        stats.wilson_interval(0, 0)
+
+
+@pytest.mark.parametrize(("both", "gained", "lost", "neither"), [(59, 6, 16, 80), (3, 4, 1, 2), (10, 0, 5, 0), (0, 2, 2, 9)])
+def test_paired_proportions_follow_newcombes_method_10_from_the_four_counts(both, gained, lost, neither):
+    """Newcombe (1998), method 10, written from the 2x2 counts (a both, b after only, c before only,
+    d neither): delta = (b - c)/n; phi = (ad - bc corrected) / sqrt of the four margins."""
+    a, b, c, d = both, gained, lost, neither
+    n = a + b + c + d
+    before = [1] * a + [0] * b + [1] * c + [0] * d
+    after = [1] * a + [1] * b + [0] * c + [0] * d
+    l1, u1 = stats.wilson_interval(a + b, n)
+    l2, u2 = stats.wilson_interval(a + c, n)
+    p1, p2 = (a + b) / n, (a + c) / n
+    ad_bc = a * d - b * c
+    corrected = ad_bc - n / 2 if ad_bc > n / 2 else min(ad_bc, 0)
+    margins = (a + b) * (c + d) * (a + c) * (b + d)
+    phi = corrected / np.sqrt(margins) if margins else 0.0
+    low = p1 - p2 - np.sqrt(max(0.0, (p1 - l1) ** 2 - 2 * phi * (p1 - l1) * (u2 - p2) + (u2 - p2) ** 2))
+    high = p1 - p2 + np.sqrt(max(0.0, (u1 - p1) ** 2 - 2 * phi * (u1 - p1) * (p2 - l2) + (p2 - l2) ** 2))
+    diff = stats.paired_proportions(before, after)
+    assert (diff.delta, diff.low, diff.high) == pytest.approx(((b - c) / n, max(-1, low), min(1, high)), rel=1e-12, abs=1e-15)
+    if (a, b, c, d) == (3, 4, 1, 2):  # ad - bc = 2 is positive but not above n/2 = 5: phi is 0 (no correction of 2)
+        assert corrected == 0
+
+
+def test_items_to_decide_at_the_edges():
+    from medgate.metrics.stats import items_to_decide
+
+    # confidence 0.9: z = 1.644854; (1.644854 * 0.2 / 0.02) ** 2 = 270.55 -> 271
+    assert items_to_decide(-0.01, 0.2, 0.03, confidence=0.9) == 271
+
+
+def test_holm_of_one_and_of_ties():
+    from medgate.metrics.stats import holm
+
+    assert holm([0.0]) == [0.0] and holm([0.0, 0.0]) == [0.0, 0.0]  # adjusted p of 0 stays 0

@@ -119,7 +119,7 @@ def sign_flip_p(diffs: Sequence[float], *, n_resamples: int = N_RESAMPLES, seed:
     observed = abs(float(d.sum()))
     threshold = observed - _TIE * float(np.abs(d).sum())
     sizes, counts = np.unique(np.abs(d), return_counts=True)
-    if np.prod(counts + 1.0) <= EXACT_STATES:
+    if _states(counts) <= EXACT_STATES:
         sums, probs = np.zeros(1), np.ones(1)
         for size, k in zip(sizes, counts):
             k = int(k)
@@ -141,6 +141,17 @@ def sign_flip_p(diffs: Sequence[float], *, n_resamples: int = N_RESAMPLES, seed:
     # 2^(1-m) is the least any m differences can give; below a float's range (m > 1022) the
     # smallest normal float stands for it, never 0
     return float(min(1.0, max(p, 2.0 ** (1 - m), np.finfo(float).tiny)))
+
+
+def _states(counts: np.ndarray) -> int:
+    """How many sign-flip sums groups of these sizes give (the product of k + 1), counted only
+    until it passes EXACT_STATES."""
+    states = 1
+    for k in counts:
+        states *= int(k) + 1
+        if states > EXACT_STATES:
+            break
+    return states
 
 
 def paired_bootstrap(baseline: Sequence[float], current: Sequence[float], *, n_resamples: int = N_RESAMPLES,
