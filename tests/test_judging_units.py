@@ -31,6 +31,7 @@ def test_a_saved_baseline_holds_scores_and_portable_provenance_only(tmp_path):
     assert (body["name"], body["model"], body["task"], body["metrics"]) == ("v1", "m", "mednli", {"accuracy": 0.5})
     assert body["items"] == [{"id": "a", "scores": {"accuracy": 1.0}}, {"id": "b", "scores": {"accuracy": 0.0}}]
     assert "secret" not in path.read_text(encoding="utf-8")  # outputs stay out
+    assert path.read_text(encoding="utf-8") == json.dumps(body, indent=1, sort_keys=True)  # stable, diffable text
     assert body["provenance"] == {"dataset_hash": "sha256:x", "prompt_version": "p1", "decoding": {"max_tokens": 20},
                                   "limit": 3, "prompt_source": "s", "packages": {"medgate": "0.1"}}
     ref = baseline_reference(tmp_path, "v1", "m", "mednli")
@@ -54,8 +55,10 @@ def test_missing_unreadable_and_foreign_baselines_are_named(tmp_path):
             load_baseline(tmp_path, "v1", "m", "mednli")
     path.write_text(json.dumps({"items": [], "provenance": {}}), encoding="utf-8")
     assert load_baseline(tmp_path, "v1", "m", "mednli") == {"items": [], "provenance": {}}
-    with pytest.raises(ConfigError, match="baseline name"):
+    with pytest.raises(ConfigError, match=r"^baseline name '\.\./x': use "):
         baseline_path(tmp_path, "../x", "m", "mednli")
+    with pytest.raises(ConfigError, match=r"^baseline name '\.\./x': use "):
+        check_baseline(tmp_path, "../x", ["m"])
 
 
 def test_check_baseline_lists_what_is_saved(tmp_path):
@@ -89,6 +92,10 @@ def test_check_baseline_fits_compares_what_this_run_expects(tmp_path):
     old.provenance.pop("limit")
     save_baseline(tmp_path, "old", old, {})
     check_baseline_fits(tmp_path, "old", "m", {"mednli": {"limit": 5}})  # written before the limit was recorded
+    with pytest.raises(ConfigError, match="has dataset_hash 'sha256:x', this run 'other'"):  # the keys after it count
+        check_baseline_fits(tmp_path, "old", "m", {"mednli": {"limit": 5, "dataset_hash": "other"}})
+    with pytest.raises(ConfigError, match="has dataset_hash"):  # a task the baseline lacks does not end the check
+        check_baseline_fits(tmp_path, "v1", "m", {"meqsum": {}, "mednli": {"dataset_hash": "other"}})
     with pytest.raises(ConfigError, match="has missing None, this run 'p1'"):  # a key the baseline lacks
         check_baseline_fits(tmp_path, "old", "m", {"mednli": {"missing": "p1"}})
 
@@ -173,6 +180,19 @@ def test_compare_passes_label_and_seed():
     direct = [paired_bootstrap(before, after, seed=s) for s in (0, 5)]
     assert c.reference == "model r" and (c.drop_low, c5.drop_low) == pytest.approx((-direct[0].high, -direct[1].high))
     assert c.drop_low != c5.drop_low
+    scores_of = ({str(k): {"rouge1": v} for k, v in enumerate(before)}, {str(k): {"rouge1": v} for k, v in enumerate(after)})
+    (default,) = compare_scores(meqsum.TASK, *scores_of, against="r")  # the default seed is 0
+    assert default.drop_low == c.drop_low
+
+
+def test_lower_is_better_binary_gains_and_two_item_spread():
+    before = {str(k): {"no_label_rate": 1.0} for k in range(25)}
+    after = {str(k): {"no_label_rate": 0.0} for k in range(25)}
+    (rate,) = compare_scores(mednli.TASK, before, after, against="r")
+    assert rate.higher_is_better is False and rate.drop == -1.0 and rate.n_better == 25 and len(rate.flips_better) == 25
+    (two,) = compare_scores(meqsum.TASK, {"a": {"rouge1": 0.5}, "b": {"rouge1": 0.5}},
+                            {"a": {"rouge1": 0.4}, "b": {"rouge1": 0.7}}, against="r")
+    assert two.spread == pytest.approx(np.std([0.1, -0.2], ddof=1), rel=1e-12)
 
 
 def test_mismatched_runs_are_refused_with_both_values():
@@ -261,6 +281,8 @@ def test_an_outcome_carries_the_evidence():
 def test_ceilings_and_the_messages_without_a_verdict():
     rate = mednli.TASK.metrics["no_label_rate"]
     out = check(scored(0.1, {"no_label_rate": (0.05, 0.2)}), rate, 0.15)
+    assert (out.higher_is_better, out.gate_on) == (False, "point")
+    assert check(scored(0.1, {"no_label_rate": (0.05, 0.2)}), rate, 0.15, gate_on="interval").gate_on == "interval"
     assert out.status == "pass" and out.message.endswith(": meets the ceiling 0.1500")
     by_interval = check(scored(0.1, {"no_label_rate": (0.05, 0.2)}), rate, 0.15, gate_on="interval")
     assert by_interval.status == "fail" and by_interval.message == (
@@ -284,6 +306,8 @@ def test_item_errors_name_the_shared_prompt_when_every_prompt_is_too_long():
     assert partial == "2 of 3 items could not be generated (first: item 0: " + long[0] + ")"
     no_shots = item_errors(scored(0.5, errors=long, provenance={}))
     assert no_shots.startswith("3 of 3 items could not be generated")
+    distinct = item_errors(scored(0.5, errors=[f"prompt {i} does not fit the context" for i in range(3)]))
+    assert distinct.endswith("first: item 0: prompt 0 does not fit the context")
     other = item_errors(scored(0.5, errors=["boom", "x does not fit the context", "y does not fit the context"]))
     assert other == "3 of 3 items could not be generated (first: item 0: boom)"
     assert item_errors(scored(0.5)) is None

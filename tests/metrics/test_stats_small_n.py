@@ -234,16 +234,22 @@ def test_errors_say_what_is_missing():
         stats.wilson_interval(0, 0)
 
 
-@pytest.mark.parametrize(("both", "gained", "lost", "neither"), [(59, 6, 16, 80), (3, 4, 1, 2), (10, 0, 5, 0), (0, 2, 2, 9)])
-def test_paired_proportions_follow_newcombes_method_10_from_the_four_counts(both, gained, lost, neither):
+@pytest.mark.parametrize("confidence", [0.95, 0.9])
+@pytest.mark.parametrize(("both", "gained", "lost", "neither"), [
+    (59, 6, 16, 80), (3, 4, 1, 2), (10, 0, 5, 0), (0, 2, 2, 9),
+    (1, 4, 0, 3),  # ad - bc = 3 lies between n/3 and n/2 = 4: no correction, phi 0
+    (4, 0, 0, 1),  # ad - bc = 4 above n/2 = 2.5: corrected to 1.5
+    (0, 1, 1, 0),  # every margin 1: phi = -1
+])
+def test_paired_proportions_follow_newcombes_method_10_from_the_four_counts(both, gained, lost, neither, confidence):
     """Newcombe (1998), method 10, written from the 2x2 counts (a both, b after only, c before only,
     d neither): delta = (b - c)/n; phi = (ad - bc corrected) / sqrt of the four margins."""
     a, b, c, d = both, gained, lost, neither
     n = a + b + c + d
     before = [1] * a + [0] * b + [1] * c + [0] * d
     after = [1] * a + [1] * b + [0] * c + [0] * d
-    l1, u1 = stats.wilson_interval(a + b, n)
-    l2, u2 = stats.wilson_interval(a + c, n)
+    l1, u1 = stats.wilson_interval(a + b, n, confidence)
+    l2, u2 = stats.wilson_interval(a + c, n, confidence)
     p1, p2 = (a + b) / n, (a + c) / n
     ad_bc = a * d - b * c
     corrected = ad_bc - n / 2 if ad_bc > n / 2 else min(ad_bc, 0)
@@ -251,7 +257,7 @@ def test_paired_proportions_follow_newcombes_method_10_from_the_four_counts(both
     phi = corrected / np.sqrt(margins) if margins else 0.0
     low = p1 - p2 - np.sqrt(max(0.0, (p1 - l1) ** 2 - 2 * phi * (p1 - l1) * (u2 - p2) + (u2 - p2) ** 2))
     high = p1 - p2 + np.sqrt(max(0.0, (u1 - p1) ** 2 - 2 * phi * (u1 - p1) * (p2 - l2) + (p2 - l2) ** 2))
-    diff = stats.paired_proportions(before, after)
+    diff = stats.paired_proportions(before, after, confidence=confidence)
     assert (diff.delta, diff.low, diff.high) == pytest.approx(((b - c) / n, max(-1, low), min(1, high)), rel=1e-12, abs=1e-15)
     if (a, b, c, d) == (3, 4, 1, 2):  # ad - bc = 2 is positive but not above n/2 = 5: phi is 0 (no correction of 2)
         assert corrected == 0
