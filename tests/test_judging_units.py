@@ -315,3 +315,13 @@ def test_item_errors_name_the_shared_prompt_when_every_prompt_is_too_long():
     errs = scored(0.5, errors=["a does not fit the context", *second[1:]])
     errs.items[0] = dataclasses.replace(errs.items[0], prompt_tokens=99)
     assert "(the shortest has 41 tokens)" in item_errors(errs)
+
+
+def test_a_models_result_as_reference_keeps_its_scored_items():
+    from medgate.judging.paired import reference_of
+
+    result = run_of(meqsum, {"a": {"rouge1": 0.5}, "b": {"rouge1": 0.2}}, model="r")
+    result.items.append(ItemRecord(id="c", scores={}, prompt_tokens=1, completion_tokens=0, output="", error="boom"))
+    ref = reference_of(result, "model r")
+    assert (ref.label, ref.provenance) == ("model r", result.provenance)
+    assert ref.scores == {"a": {"rouge1": 0.5}, "b": {"rouge1": 0.2}}  # the item that could not run is left out
