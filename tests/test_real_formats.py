@@ -69,7 +69,8 @@ def test_all_six_tasks_run_on_real_format_files(pytester: pytest.Pytester, tmp_p
         "tests_medical", "--model", "fake", f"--models-file={models}", f"--data-dir={data}",
         f"--reports-dir={pytester.path / 'reports'}", "-p", "no:cacheprovider", "-rs",
     )
-    assert "error" not in result.parseoutcomes()
+    parsed = result.parseoutcomes()  # pytest's keys are plural: "errors", "passed", "failed"
+    assert "errors" not in parsed and "failed" not in parsed and parsed["passed"] >= 2, parsed
     found = {(o["task"], o["metric"]): o for o in outcomes(pytester.path / "reports")}
     assert {task for task, _ in found} == {"mednli", "meqsum", "problem_summary", "medisumqa", "medisumcode", "longhealth"}
     # every item of each file was scored (after the few-shot examples)

@@ -48,7 +48,7 @@ def test_planted_accuracy_regression_fails_with_drop_interval_and_p():
     (acc, _) = judge(compare(baseline_of(run(mednli, nli(before))), run(mednli, nli(after)), mednli.TASK), no_tolerance)
     assert acc.test == "exact McNemar" and acc.fails
     assert acc.drop == pytest.approx(0.15) and acc.drop_low < 0.15 < acc.drop_high
-    assert acc.p_value == pytest.approx(2 * 0.5**60)
+    assert acc.p_value == pytest.approx(2 * 0.5**60, rel=1e-9, abs=0)  # 1.7e-18: a default approx would pass 0
     verdict = check(run(mednli, nli(after)), mednli.TASK.metrics["accuracy"], 0.1, comparison=acc)
     assert verdict.status == "fail"
     assert "regressed against the baseline: mednli accuracy dropped by 0.1500 (95% CI" in verdict.message
@@ -66,14 +66,60 @@ def test_noise_only_change_passes():
 
 
 def test_tolerance_absorbs_a_significant_but_small_drop():
+    # a drop of about 0.01 that varies from item to item (sd 0.01): real evidence on 300 items, not a
+    # constant shift whose differences would all be equal
     rng = np.random.default_rng(3)
     base = [{"rouge1": v, "rouge2": v, "rougeL": v, "bertscore_p": v, "bertscore_r": v, "bertscore_f1": v}
             for v in rng.uniform(0.3, 0.5, size=300)]
-    worse = [{k: v - 0.01 for k, v in s.items()} for s in base]
+    worse = [{k: v - 0.01 + rng.normal(0, 0.01) for k, v in s.items()} for s in base]
     comps = compare(baseline_of(run(meqsum, base)), run(meqsum, worse), meqsum.TASK)
-    assert all(c.test == "paired bootstrap" and c.p_value < 0.01 for c in comps)
+    assert all(c.test == "sign-flip" and c.p_value < 0.01 and c.spread > 0.005 for c in comps)
+    assert all(0 < c.drop_low < c.drop < c.drop_high < 0.02 for c in comps)
     assert all(c.fails for c in judge(comps, no_tolerance))
     assert not any(c.fails for c in judge(comps, lambda t, m: 0.02))
+
+
+def test_a_one_item_drop_is_never_significant():
+    # one item: ROUGE 0.9 -> 0.1, MedNLI right -> wrong. Sign-flip p = 1 (both signs reach |0.8|); McNemar p = 1
+    rouge = compare(baseline_of(run(meqsum, [{"rouge1": 0.9}])), run(meqsum, [{"rouge1": 0.1}]), meqsum.TASK)
+    (judged,) = judge(rouge, no_tolerance)
+    assert judged.p_value == 1.0 and judged.drop == pytest.approx(0.8) and not judged.fails
+    acc, _ = judge(compare(baseline_of(run(mednli, nli([1]))), run(mednli, nli([0])), mednli.TASK), no_tolerance)
+    assert acc.p_value == 1.0 and acc.drop == 1.0 and not acc.fails
+    # the non-inferiority rule: not significant, so never "worse"; the interval is too wide for "not worse"
+    (ni_rouge,) = judge_by(rouge, ni)
+    assert ni_rouge.verdict == "inconclusive" and ni_rouge.fails
+
+
+@pytest.mark.parametrize(("n", "significant"), [(5, False), (6, True)])
+def test_equal_drops_become_significant_at_six_items(n, significant):
+    # n items each 0.3 lower: sign-flip p = 2^(1-n): 0.0625 at 5 items, 0.03125 at 6
+    comps = compare(baseline_of(run(meqsum, [{"rouge1": 0.5}] * n)), run(meqsum, [{"rouge1": 0.2}] * n), meqsum.TASK)
+    (judged,) = judge(comps, no_tolerance)
+    assert judged.p_value == pytest.approx(2.0 ** (1 - n), rel=1e-9, abs=0)
+    assert judged.fails is significant and judged.drop_high > judged.drop_low
+
+
+def test_different_models_tied_at_zero_on_every_item_are_inconclusive():
+    # two different models (no shared generation identity) that both score ROUGE 0 on 20 items: the
+    # differences are all 0, but 20 items cannot exclude that up to u = 1 - 0.025 ** (1/20) = 0.168434 of
+    # items differ by up to 1: drop interval [-0.168434, 0.168434], beyond the 0.03 margin
+    zeros = [{"rouge1": 0.0, "rouge2": 0.0, "rougeL": 0.0}] * 20
+    comps = compare(baseline_of(run(meqsum, zeros, model="a")), run(meqsum, zeros, model="b"), meqsum.TASK)
+    assert all(not c.identical for c in comps)
+    for c in judge_by(comps, ni):
+        assert (c.drop, c.p_value) == (0.0, 1.0)
+        assert (c.drop_low, c.drop_high) == pytest.approx((-0.168434, 0.168434), abs=1e-6)
+        assert c.verdict == "inconclusive" and c.fails
+    # the same model on both sides (equal generation identity) keeps its exact 0 and is not worse
+    same = run(meqsum, zeros)
+    same.provenance["generation_identity"] = "sha256:same"
+    for c in judge_by(compare(baseline_of(same), same, meqsum.TASK), ni):
+        assert c.identical and (c.drop_low, c.drop_high) == (0.0, 0.0) and c.verdict == "not worse"
+    # enough tied items do show "not worse": 400 items, u = 1 - 0.025 ** (1/400) = 0.009180 < 0.03
+    many = [{"rouge1": 0.0}] * 400
+    (c,) = judge_by(compare(baseline_of(run(meqsum, many, model="a")), run(meqsum, many, model="b"), meqsum.TASK), ni)
+    assert c.drop_high == pytest.approx(0.009180, abs=1e-6) and c.verdict == "not worse"
 
 
 def test_lower_is_better_metrics_regress_when_they_rise():

@@ -113,3 +113,40 @@ def test_long_texts_are_cut_at_512_tokens_whatever_the_tokenizer_reports(no_max_
     # and the cut matters: 400 words is another text
     (shorter,) = bertscore([long_text(400)], [long_text(400, 3)], encoder)
     assert shorter["bertscore_f1"] != pytest.approx(scores["bertscore_f1"], abs=1e-6)
+
+
+def test_precision_and_recall_are_not_swapped():
+    """BERTScore is asymmetric: precision matches each candidate token to the reference, recall each
+    reference token to the candidate. A short candidate inside a long reference: every candidate
+    token has its match, most reference tokens have none, so precision > recall; swapping the two
+    texts swaps the two scores."""
+    encoder = resolve_encoder()
+    short = "pneumonia"
+    long = "The patient was admitted with pneumonia and treated with intravenous antibiotics for five days."
+    inside = bertscore([short], [long], encoder)[0]
+    assert inside["bertscore_p"] > inside["bertscore_r"] + 0.1
+    swapped = bertscore([long], [short], encoder)[0]
+    assert swapped["bertscore_p"] == pytest.approx(inside["bertscore_r"], abs=1e-5)
+    assert swapped["bertscore_r"] == pytest.approx(inside["bertscore_p"], abs=1e-5)
+    p, r = inside["bertscore_p"], inside["bertscore_r"]
+    assert inside["bertscore_f1"] == pytest.approx(2 * p * r / (p + r), abs=1e-6)
+
+
+def test_medgates_path_matches_stock_bert_score_on_the_same_encoder():
+    """medgate calls bert-score's internals (to cut inputs at 512 tokens); on texts well below that
+    cut it must give what stock ``bert_score.score`` gives with the same encoder and layer."""
+    from bert_score import score
+
+    encoder = resolve_encoder()
+    candidates = ["Pneumonia in the right lung.", "pneumonia", "Stop ibuprofen; start acetaminophen 500 mg.",
+                  "The invoice is due on Friday."]
+    references = ["The patient has community-acquired pneumonia.",
+                  "The patient was admitted with pneumonia and treated with antibiotics.",
+                  "Stop ibuprofen and take acetaminophen.", "Chest pain radiating to the left arm."]
+    ours = bertscore(candidates, references, encoder)
+    p, r, f = score(candidates, references, model_type=encoder.model, num_layers=encoder.num_layers, idf=False,
+                    rescale_with_baseline=False, device="cpu", batch_size=2)
+    for i, item in enumerate(ours):
+        assert (item["bertscore_p"], item["bertscore_r"], item["bertscore_f1"]) == pytest.approx(
+            (float(p[i]), float(r[i]), float(f[i])), abs=1e-5)
+    assert len({round(item["bertscore_f1"], 4) for item in ours}) == 4  # four different pairs, four different scores

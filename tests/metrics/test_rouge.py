@@ -14,10 +14,24 @@ def test_hand_computed():
     assert scores == pytest.approx({"rouge1": 0.75, "rouge2": 1 / 3, "rougeL": 0.75})
 
 
-def test_reference_and_prediction_are_not_swapped():
-    # Same F-measure either way for ROUGE-1, but precision/recall would swap: check via a
-    # prediction that is a strict subset (F = 2 * 1 * 0.5 / 1.5 = 2/3).
-    assert rouge(prediction="fever", reference="high fever")["rouge1"] == pytest.approx(2 / 3)
+def test_reference_and_prediction_are_not_swapped(monkeypatch):
+    """The F-measure is symmetric, so it cannot show a swap; precision and recall swap. rouge-score
+    takes (target, prediction): spy on the scorer medgate calls and read its precision and recall
+    for a prediction that is a strict subset of the reference: precision 1/1, recall 1/2."""
+    import medgate.metrics.rouge as module
+
+    real = module._scorer()
+    seen = []
+
+    class Spy:
+        def score(self, target, prediction):
+            seen.append(real.score(target, prediction))
+            return seen[-1]
+
+    monkeypatch.setattr(module, "_scorer", lambda: Spy())
+    assert rouge(prediction="fever", reference="high fever")["rouge1"] == pytest.approx(2 / 3)  # 2 * 1 * 0.5 / 1.5
+    assert (seen[0]["rouge1"].precision, seen[0]["rouge1"].recall) == (1.0, 0.5)
+    assert (seen[0]["rougeL"].precision, seen[0]["rougeL"].recall) == (1.0, 0.5)
 
 
 words = st.lists(st.sampled_from("fever cough pain chest left right acute chronic".split()), min_size=1, max_size=12)

@@ -146,7 +146,10 @@ def test_duplicate_ids_and_duplicate_content_are_refused(tmp_path):
 @given(st.lists(st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=40), min_size=1, max_size=8))
 def test_any_unicode_text_survives_every_accepted_encoding(tmp_path_factory, texts):
     folder = tmp_path_factory.mktemp("enc")
-    body = "".join(json.dumps({"t": t}) + "\n" for t in texts)
+    # ensure_ascii=False: the characters themselves go into the file (json escapes only quotes,
+    # backslashes and control characters), so each codec's bytes of them are what is decoded
+    body = "".join(json.dumps({"t": t}, ensure_ascii=False) + "\n" for t in texts)
+    assert all(c in body for t in texts for c in t if ord(c) > 0x7F)  # as themselves, not as \\u escapes
     for codec in ("utf-8", "utf-8-sig", "utf-16"):
         path = folder / codec
         path.write_bytes(body.encode(codec))

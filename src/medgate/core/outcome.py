@@ -23,7 +23,7 @@ class Comparison:
     metric: str
     reference: str  # what it was compared with, e.g. "baseline v1" or "model meditron-7b"
     rule: str  # "significant_drop" (a significant drop beyond the margin fails) or "non_inferiority"
-    test: str  # "exact McNemar" or "paired bootstrap"
+    test: str  # the p-value's test: "exact McNemar" (0/1 metrics) or "sign-flip" (a permutation test)
     n_pairs: int
     reference_value: float
     candidate_value: float

@@ -52,7 +52,7 @@ class MetricSpec:
     name: str
     bounds: tuple[float, float] = (0.0, 1.0)
     higher_is_better: bool = True
-    binary: bool = False  # per-item 0/1 (accuracies): compared by exact McNemar, else paired bootstrap
+    binary: bool = False  # per-item 0/1 (accuracies): compared by exact McNemar, else sign-flip test
     margin: float | None = None  # non-inferiority margin; None: the default of its kind (default_margin)
 
     def default_margin(self) -> float:

@@ -3,8 +3,9 @@ no files, no pytest.
 
 Per metric: the paired difference with its 95% interval (0/1 metrics: Newcombe's score interval
 for paired proportions with the exact McNemar test; continuous metrics: a seeded paired
-bootstrap), the items that flipped, and a p-value Holm-adjusted across the comparison's family
-(every compared metric of the model's selected tasks). Two rules turn that into a verdict:
+bootstrap interval, widened by the metric's bounds when every item differs alike, with the
+sign-flip permutation test), the items that flipped, and a p-value Holm-adjusted across the
+comparison's family (every compared metric of the model's selected tasks). Two rules turn that into a verdict:
 - significant_drop (the default for --baseline): the metric fails when its drop exceeds the margin
   (the tolerance) and is significant;
 - non_inferiority (--against, or regression = "non_inferiority"): better (a significant gain),
@@ -100,7 +101,7 @@ def compare_scores(task: TaskSpec, reference: Scores, candidate: Scores, *, agai
         elif spec.binary:
             diff = paired_proportions(before, after)
         else:
-            diff = paired_bootstrap(before, after, seed=seed)
+            diff = paired_bootstrap(before, after, seed=seed, bounds=spec.bounds)
         sign = 1.0 if spec.higher_is_better else -1.0
         # the drop (positive = worse) and its interval, which flips with the metric's direction
         low, high = sorted((-sign * diff.high, -sign * diff.low))
@@ -112,7 +113,7 @@ def compare_scores(task: TaskSpec, reference: Scores, candidate: Scores, *, agai
             worse = sorted((i for i in ids if drops[i] > 0), key=lambda i: -drops[i])
             better = sorted((i for i in ids if drops[i] < 0), key=lambda i: drops[i])
         out.append(Comparison(
-            task=task.name, metric=name, reference=against, rule="", test="exact McNemar" if spec.binary else "paired bootstrap",
+            task=task.name, metric=name, reference=against, rule="", test="exact McNemar" if spec.binary else "sign-flip",
             n_pairs=len(ids), reference_value=sum(before) / len(ids), candidate_value=sum(after) / len(ids),
             drop=-sign * diff.delta, drop_low=low, drop_high=high, p_value=diff.p_value,
             higher_is_better=spec.higher_is_better, spread=float(np.std(list(drops.values()), ddof=1)) if len(ids) > 1 else 0.0,

@@ -1,18 +1,26 @@
-"""Statistics for verdicts: bootstrap intervals, exact McNemar, paired bootstrap, the score
-interval for paired proportions, the sample size that would decide, Holm.
+"""Statistics for verdicts: bootstrap intervals, exact McNemar, the paired sign-flip test and
+paired bootstrap interval, the score interval for paired proportions, the sample size that would
+decide, Holm.
 
-Every random draw takes a seed, so a verdict never flips between two runs of the same data.
+Every random draw takes a seed, so a verdict never flips between two runs of the same data. No
+result claims more than its items allow: a p-value is never below what n paired items can give
+(2^(1-n) for a sign test on n differences), and an interval never has zero width, since n items
+that all agree cannot exclude that a small share of unseen items differs (``unseen_share``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from math import comb
 from typing import Sequence
 
 import numpy as np
 
 N_RESAMPLES = 10_000
 _CHUNK = 1_000  # resamples per vectorised block: bounds memory at CHUNK x n indices
+EXACT_STATES = 1 << 20  # sign-flip sums enumerated exactly up to this many (every n <= 20, any n when tied)
+_DECIMALS = 12  # differences are compared after rounding: float noise of a subtraction is no difference
+_TIE = 1e-9  # relative: sign-flip sums this close to the observed one count as equally extreme
 
 
 def _bootstrap_means(values: np.ndarray, n_resamples: int, seed: int) -> np.ndarray:
@@ -26,18 +34,47 @@ def _bootstrap_means(values: np.ndarray, n_resamples: int, seed: int) -> np.ndar
     return out
 
 
+def unseen_share(n: int, confidence: float = 0.95) -> float:
+    """The largest share of the population that n items, all alike, cannot exclude behaves
+    otherwise: the one-sided Clopper-Pearson upper bound for 0 events in n, 1 - (alpha/2)^(1/n)
+    (the "rule of three" at 97.5%: about 3.69 / n). n = 1: 0.975; n = 10: 0.308; n = 100: 0.036."""
+    if n < 1:
+        raise ValueError("no items")
+    return 1.0 - ((1.0 - confidence) / 2.0) ** (1.0 / n)
+
+
+def _widened(value: float, lo: float, hi: float, n: int, confidence: float) -> tuple[float, float]:
+    """The interval of a mean when all n items showed ``value``: up to ``unseen_share`` of the
+    population may sit anywhere in [lo, hi], so the mean lies in (1-u) value + u [lo, hi]."""
+    if not lo < hi:
+        raise ValueError(f"metric bounds ({lo}, {hi}) are not an interval")
+    u = unseen_share(n, confidence)
+    low, high = (1 - u) * value + u * lo, (1 - u) * value + u * hi
+    return float(min(low, value)), float(max(high, value))  # a value outside the bounds is still held
+
+
+def _all_alike(values: np.ndarray) -> bool:
+    rounded = np.round(values, _DECIMALS)
+    return bool(np.all(rounded == rounded[0]))
+
+
 def bootstrap_ci(values: Sequence[float], *, n_resamples: int = N_RESAMPLES, seed: int = 0,
-                 confidence: float = 0.95) -> tuple[float, float]:
-    """Percentile bootstrap interval of the mean over items."""
+                 confidence: float = 0.95, bounds: tuple[float, float] = (0.0, 1.0)) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean over items. When every item has the same value
+    (one item, or a constant score) the bootstrap has no spread; the interval is then widened by
+    what n items cannot exclude (``unseen_share``) towards the metric's ``bounds``. For a 0/1
+    metric this is exactly the Clopper-Pearson interval of 0 or n successes in n: one correct
+    item gives [0.025, 1], 20 of 20 give [0.832, 1]."""
     array = np.asarray(values, dtype=float)
     if array.size == 0:
         raise ValueError("no items to bootstrap")
-    if array.size == 1 or np.all(array == array[0]):
-        return float(array[0]), float(array[0])
+    if _all_alike(array):
+        return _widened(float(array.mean()), bounds[0], bounds[1], array.size, confidence)
     means = _bootstrap_means(array, n_resamples, seed)
     tail = (1 - confidence) / 2 * 100
     low, high = np.percentile(means, [tail, 100 - tail])
-    return float(low), float(high)
+    mean = float(array.mean())
+    return float(min(low, mean)), float(max(high, mean))
 
 
 def mcnemar_exact(baseline: Sequence[float], current: Sequence[float]) -> float:
@@ -60,21 +97,89 @@ class PairedDiff:
     p_value: float
 
 
+def sign_flip_p(diffs: Sequence[float], *, n_resamples: int = N_RESAMPLES, seed: int = 0) -> float:
+    """Two-sided p-value of "no difference" for paired differences by the sign-flip permutation
+    test: under the null each difference is as likely to have the other sign, so the p-value is
+    the share of the 2^m sign assignments of the m non-zero differences whose sum is at least as
+    far from 0 as the observed one. Zeros do not count (their sign changes nothing).
+
+    Exact whenever the sums can be enumerated: differences of equal size are grouped (a group of k
+    contributes a binomial number of flips), so up to ``EXACT_STATES`` sums, which covers every
+    m <= 20 and any m with few distinct sizes (all equal: m + 1 sums). Beyond that a seeded Monte
+    Carlo of ``n_resamples`` assignments with the observed one counted in, (k + 1) / (R + 1).
+    Either way p >= 2^(1-m), the exact p of m equal differences: one item gives 1.0, two 0.5,
+    five 0.0625 (never significant at 0.05), six 0.03125."""
+    from scipy.stats import binom
+
+    d = np.round(np.asarray(diffs, dtype=float), _DECIMALS)
+    d = d[d != 0]
+    m = d.size
+    if m == 0:
+        return 1.0
+    observed = abs(float(d.sum()))
+    threshold = observed - _TIE * float(np.abs(d).sum())
+    sizes, counts = np.unique(np.abs(d), return_counts=True)
+    if _states(counts) <= EXACT_STATES:
+        sums, probs = np.zeros(1), np.ones(1)
+        for size, k in zip(sizes, counts):
+            k = int(k)
+            flips = np.arange(k + 1)  # how many of the group's k differences are positive
+            # binomial weights: exact dyadic fractions while they fit a float (so 2^(1-m) is exact)
+            weight = (np.array([comb(k, j) for j in range(k + 1)], dtype=float) / 2.0**k if k <= 1000
+                      else binom.pmf(flips, k, 0.5))
+            sums = (sums[:, None] + (size * (2 * flips - k))[None, :]).ravel()
+            probs = (probs[:, None] * weight[None, :]).ravel()
+        p = float(probs[np.abs(sums) >= threshold].sum())
+    else:
+        rng = np.random.default_rng(seed)
+        hits = 0
+        chunk = max(1, min(_CHUNK, 4_000_000 // m))
+        for start in range(0, n_resamples, chunk):
+            signs = rng.integers(0, 2, size=(min(chunk, n_resamples - start), m)) * 2.0 - 1.0
+            hits += int(np.count_nonzero(np.abs(signs @ d) >= threshold))
+        p = (hits + 1) / (n_resamples + 1)
+    # 2^(1-m) is the least any m differences can give; below a float's range (m > 1022) the
+    # smallest normal float stands for it, never 0
+    return float(min(1.0, max(p, 2.0 ** (1 - m), np.finfo(float).tiny)))
+
+
+def _states(counts: np.ndarray) -> int:
+    """How many sign-flip sums groups of these sizes give (the product of k + 1), counted only
+    until it passes EXACT_STATES."""
+    states = 1
+    for k in counts:
+        states *= int(k) + 1
+        if states > EXACT_STATES:
+            break
+    return states
+
+
 def paired_bootstrap(baseline: Sequence[float], current: Sequence[float], *, n_resamples: int = N_RESAMPLES,
-                     seed: int = 0, confidence: float = 0.95) -> PairedDiff:
-    """Mean paired difference, its bootstrap interval and a two-sided bootstrap p-value
-    (twice the smaller share of resampled means on either side of zero)."""
+                     seed: int = 0, confidence: float = 0.95,
+                     bounds: tuple[float, float] = (0.0, 1.0)) -> PairedDiff:
+    """Mean paired difference (current - baseline), its percentile bootstrap interval and the
+    two-sided p-value of the sign-flip test (``sign_flip_p``; the bootstrap gives no p-value: at
+    small n or with ties its share of resampled means beyond 0 can be 0 on data that cannot show
+    anything).
+
+    ``bounds``: the range of a per-item score, so a difference lies in [lo - hi, hi - lo]. When
+    every difference is the same (the bootstrap has no spread, e.g. two different models that
+    both score 0 on every item), the interval is widened by what n items cannot exclude: up to
+    ``unseen_share(n)`` of the items may differ by anything in that range. Two sides identical
+    by construction (the same model) are not this function's case: the caller records 0 exactly."""
     diffs = np.asarray(current, dtype=float) - np.asarray(baseline, dtype=float)
     if diffs.size == 0:
         raise ValueError("no paired items")
     delta = float(diffs.mean())
-    if np.all(diffs == diffs[0]):
-        return PairedDiff(delta, delta, delta, 1.0 if delta == 0 else 0.0)
+    p = sign_flip_p(diffs, n_resamples=n_resamples, seed=seed)
+    lo, hi = bounds
+    if _all_alike(diffs):
+        low, high = _widened(delta, lo - hi, hi - lo, diffs.size, confidence)
+        return PairedDiff(delta, low, high, p)
     means = _bootstrap_means(diffs, n_resamples, seed)
     tail = (1 - confidence) / 2 * 100
     low, high = np.percentile(means, [tail, 100 - tail])
-    p = 2 * min(float(np.mean(means <= 0)), float(np.mean(means >= 0)))
-    return PairedDiff(delta, float(low), float(high), min(1.0, max(p, 1 / n_resamples)))
+    return PairedDiff(delta, float(min(low, delta)), float(max(high, delta)), p)
 
 
 def wilson_interval(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:

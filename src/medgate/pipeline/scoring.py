@@ -50,12 +50,13 @@ def score(plan: TaskPlan, completions: Sequence[Completion], model: str,
 
 
 def intervals(task: TaskSpec, per_item: Sequence[Mapping[str, float]]) -> dict[str, tuple[float, float]]:
-    """A seeded 95% bootstrap interval over items for every metric that has values."""
+    """A seeded 95% bootstrap interval over items for every metric that has values (within the
+    metric's bounds when every item scored alike, so one item never shows a point)."""
     out = {}
-    for metric in task.metrics:
+    for metric, spec in task.metrics.items():
         values = [scores[metric] for scores in per_item if metric in scores]
         if values:
-            out[metric] = bootstrap_ci(values, seed=0)
+            out[metric] = bootstrap_ci(values, seed=0, bounds=spec.bounds)
     return out
 
 
