@@ -72,7 +72,7 @@ def test_a_candidate_right_nowhere_is_worse_naming_metric_difference_and_interva
     assert c["verdict"] == "worse" and c["n_worse"] == 20 and c["n_better"] == 0
     assert sorted(c["flips_worse"]) == sorted(ITEMS[i].id for i in REFERENCE)  # ids of right -> wrong
     # exact McNemar on 20 discordant pairs, all one way: 2 * 0.5**20
-    assert c["p_value"] == pytest.approx(2 * 0.5**20)
+    assert c["p_value"] == pytest.approx(2 * 0.5**20, rel=1e-9, abs=0)
     # synthetic data: the flipped items' outputs side by side in Allure; the reports hold ids only
     results = suite.path / "reports" / "allure-results"
     attached = [a for p in results.glob("*-result.json") for a in json.loads(p.read_text()).get("attachments", [])
