@@ -199,14 +199,14 @@ def test_mismatched_runs_are_refused_with_both_values():
     ref_run = run_of(meqsum, {"a": {"rouge1": 0.1}}, model="r", notes={"bertscore_encoder": "minilm"})
     cand = run_of(meqsum, {"a": {"rouge1": 0.2}}, notes={"bertscore_encoder": "scibert"})
     ref = Reference("model r", ref_run.provenance, {"a": {"rouge1": 0.1}})
-    with pytest.raises(BaselineMismatch, match=r"^m meqsum: model r scored BERTScore with minilm, this run with scibert; "
-                                                r"their values are not comparable$"):
+    with pytest.raises(BaselineMismatch, match=r"^m meqsum: this run differs from model r: BERTScore encoder scibert, "
+                                                r"not minilm; compare runs of the same data and prompts"):
         check_comparable(ref, cand)
     for encoders in (("minilm", "minilm"), (None, "scibert"), ("minilm", None)):
         r = Reference("model r", {**RUN_PROV, "notes": {"bertscore_encoder": encoders[0]}}, {"a": {}})
         check_comparable(r, run_of(meqsum, {"a": {}}, notes={"bertscore_encoder": encoders[1]}))  # no error
     other = Reference("model r", {**RUN_PROV, "prompt_version": "p0"}, {"a": {}})
-    with pytest.raises(BaselineMismatch, match=r"^m meqsum: model r has prompt_version 'p0', this run 'p1'; compare"):
+    with pytest.raises(BaselineMismatch, match=r"^m meqsum: this run differs from model r: prompt version p1, not p0; compare"):
         check_comparable(other, cand)
 
 
