@@ -95,8 +95,12 @@ def _wheel_env(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A new venv with medgate installed from a freshly built wheel (--no-deps), borrowing this
     environment's heavy packages through a .pth file."""
     root = tmp_path_factory.mktemp("wheel")
+    source = root / "source"  # a copy: building in the checkout would leave build/ there
+    shutil.copytree(REPO / "src", source / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, source / name)
     subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w",
-                    str(root / "dist"), str(REPO)], check=True, capture_output=True)
+                    str(root / "dist"), str(source)], check=True, capture_output=True)
     venv = root / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
     python = venv / "bin" / "python"

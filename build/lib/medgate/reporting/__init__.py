@@ -1,1 +1,0 @@
-"""Reports: Allure results and the run summary. Nothing here decides a verdict."""
