@@ -337,3 +337,34 @@ def test_data_by_path_hashes_a_file_or_a_folder_as_the_pipeline_does(tmp_path):
     empty.mkdir()
     with pytest.raises(SystemExit, match=r"--data .*empty: the folder holds none of the task files \(mli_test"):
         main(["table", "--reports-dir", str(tmp_path), "--data", str(empty)])
+
+
+def test_whole_sessions_on_the_fixtures_then_other_meqsum_data_with_limit_20(pytester):
+    """The issue's "done when" through the plugin (fake engine): a fixtures run, then a run on
+    another MeQSum file (same items, other bytes: not the shipped file) with --limit 20; the
+    table keeps the two MeQSum values apart and MedNLI's synthetic value out of the user section."""
+    import openpyxl
+
+    from tests.conftest import copy_clinical_tests, write_models
+
+    copy_clinical_tests(pytester, "test_mednli.py", "test_meqsum.py")
+    write_models(pytester.path / "models.toml", """
+        [models.fake-a]
+        path = "."
+        backend = "fake"
+        fake_reply = "ENTAILMENT"
+        """)
+    real = pytester.mkdir("real")
+    book = openpyxl.load_workbook(FIXTURES / FILES["meqsum"])
+    book.active.cell(row=2, column=1).value = str(book.active.cell(row=2, column=1).value) + " "  # other bytes
+    book.save(real / FILES["meqsum"])
+    args = ["-p", "no:cacheprovider", "tests_medical", "--models-file", "models.toml", "--model", "fake-a"]
+    pytester.runpytest_subprocess(*args)
+    pytester.runpytest_subprocess(*args, "--data-dir", str(real), "--limit", "20", "-k", "meqsum")
+    table = (pytester.path / "reports" / "models_table.md").read_text()
+    user = table[table.index("## 1. user data, --limit 20"):table.index("## 2. synthetic data, all items")]
+    synthetic = table[table.index("## 2. synthetic data, all items"):]
+    assert "meqsum rougeL" in user and "mednli" not in user  # MedNLI never ran on the user data
+    assert "| meqsum | MeQSum_ACL2019_BenAbacha_Demner-Fushman.xlsx | " in user and "| 20 |" in user
+    assert file_sha256(FIXTURES / FILES["meqsum"])[7:19] in synthetic and file_sha256(FIXTURES / FILES["meqsum"])[7:19] not in user
+    assert "mednli accuracy" in synthetic and "meqsum rougeL" in synthetic
