@@ -357,3 +357,28 @@ def test_a_damaged_checkpoint_is_worse_and_a_near_copy_is_not(main_run, tmp_path
     assert len(fingerprints) == 2 and smollm2 not in fingerprints
     assert compared["damaged"]["comparison"]["verdict"] == "worse", compared["damaged"]["message"]
     assert compared["near-copy"]["comparison"]["verdict"] in ("not worse", "inconclusive"), compared["near-copy"]["message"]
+
+
+def test_meqsum_and_mednli_as_task_files_score_every_item_as_the_modules_on_smollm2(main_run, tmp_path):
+    """examples/task-files re-express MeQSum and MedNLI: on smollm2 their chats are the modules'
+    byte for byte (every answer comes from the main run's generation cache) and every item scores
+    the same."""
+    proc, reports = main_run
+    env = {**os.environ, "MEDGATE_GENERATIONS": str(reports.parent / "generations.sqlite")}
+    out = tmp_path / "reports"
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", "examples/task-files/meqsum.task.toml", "examples/task-files/mednli.task.toml",
+         "--model", "smollm2", f"--reports-dir={out}", "-p", "no:cacheprovider"],
+        check=False, cwd=REPO, capture_output=True, text=True, timeout=1500, env=env)
+    assert "Traceback" not in run.stdout + run.stderr, run.stdout[-3000:]
+    files = {o["task"]: o for o in outcomes(out)}
+    assert set(files) == {"meqsum_file", "mednli_file"}
+    for o in files.values():
+        assert o["provenance"]["cached_items"] == o["provenance"]["n_items"]  # the same chats: all cache hits
+    builtin = json.loads(next((reports / "runs").glob("*.json")).read_text())["items"]["smollm2"]
+    mine = json.loads(next((out / "runs").glob("*.json")).read_text())["items"]["smollm2"]
+    for task in ("meqsum", "mednli"):
+        assert [i["id"] for i in mine[f"{task}_file"]] == [i["id"] for i in builtin[task]]
+        for a, b in zip(mine[f"{task}_file"], builtin[task]):
+            shared = set(a["scores"]) & set(b["scores"])
+            assert shared and {m: a["scores"][m] for m in shared} == {m: b["scores"][m] for m in shared}, (task, a["id"])
