@@ -174,7 +174,9 @@ class Controller:
                 location = spec.location if remote else resolve_location(spec)
             except Exception:  # a model that could not be located: its statement says so
                 location = spec.location
-            out[name] = {"source": "server" if remote else spec.source, "location": location, "fingerprint": fingerprint}
+            owner = self.state.config.registry.criteria_of(spec)[0].removeprefix("models.")
+            out[name] = {"source": "server" if remote else spec.source, "location": location, "fingerprint": fingerprint,
+                         "criteria_from": owner}  # the models.toml entry whose criteria gate it
         return out
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:

@@ -136,7 +136,9 @@ def _predicate(record: Mapping[str, Any], model: str, outcomes: Sequence[Outcome
         "runVerdict": verdict,
         "passed": verdict.startswith("medgate: PASSED"),
         "model": _model(record, model, outcomes, weights),
-        "criteria": ({"digest": {"sha256": criteria_digest(criteria)}} if criteria is not None
+        "criteria": ({"digest": {"sha256": criteria_digest(criteria)},
+                      "from": str((record.get("models") or {}).get(model, {}).get("criteria_from") or model)}
+                     if criteria is not None
                      else {"digest": None, "reason": "the run record holds no criteria for this model"}),
         "packages": dict(record.get("packages") or {}),
         "tasks": [_task(record, model, task, [o for o in outcomes if o.task == task], data_digests, families)

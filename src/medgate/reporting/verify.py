@@ -244,7 +244,8 @@ def _criteria(model: str, predicate: Mapping[str, Any], models_file: Path, resol
     if not expected:
         return Binding("criteria", False, f"{model}: the record holds no criteria digest")
     try:
-        found = criteria_digest(resolve(models_file, model))
+        # a checkpoint by path took another entry's criteria (--model PATH --against BASE)
+        found = criteria_digest(resolve(models_file, str((predicate.get("criteria") or {}).get("from") or model)))
     except Exception as exc:  # any reason the file cannot give the criteria is this binding's failure
         return Binding("criteria", False, f"{model}: {models_file} gives no criteria ({type(exc).__name__}: {exc})")
     ok = found == expected["sha256"]
