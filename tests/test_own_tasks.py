@@ -223,3 +223,14 @@ def test_medgate_wakes_when_collection_finds_its_fixture(pytester, extra):
     scored = by_metric(pytester, model="nurse")  # the registry's default model
     assert scored["accuracy"]["status"] == "pass"
     assert "medgate verdicts" in result.stdout.str()
+
+
+@pytest.mark.parametrize("extra", [[], ["-n", "2"]])
+def test_a_broken_registry_found_on_waking_is_one_usage_error(pytester, extra):
+    team_project(pytester, MODELS + "[models.nurse.colour]\nx = 1\n")
+    pytester.makeini("[pytest]\ntestpaths = tests\n")  # medgate wakes on collection alone
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", *extra)
+    shown = result.stdout.str() + result.stderr.str()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR, shown
+    assert "ConfigError: " in shown and "models.nurse.colour: unknown key" in shown
+    assert "Traceback" not in shown and "_hookexec" not in shown

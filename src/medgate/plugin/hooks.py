@@ -71,7 +71,8 @@ class _Watcher:
         self.usage_error = False
 
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
-        if report.nodeid == USAGE_NODE and report.failed:
+        # a usage error found after collection (USAGE_NODE), or while collection woke medgate
+        if report.failed and (report.nodeid == USAGE_NODE or str(report.longrepr).startswith("ConfigError: ")):
             self.usage_error = True
 
     @pytest.hookimpl(tryfirst=True)
@@ -112,7 +113,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if MODEL_FIXTURE in metafunc.fixturenames:
         # Each model on its own criteria, and with --against each candidate against the reference
         # (ids "<model>" and "<model>-vs-<reference>", selectable with -k).
-        ids = list(_activate(metafunc.config).keys)
+        try:
+            ids = list(_activate(metafunc.config).keys)
+        except pytest.UsageError as exc:  # woken by collection: one line on the module, then exit 4
+            raise pytest.Collector.CollectError(f"ConfigError: {exc}") from None
         metafunc.parametrize(MODEL_FIXTURE, ids, indirect=True, scope="session", ids=ids)
 
 
