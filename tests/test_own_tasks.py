@@ -234,3 +234,14 @@ def test_a_broken_registry_found_on_waking_is_one_usage_error(pytester, extra):
     assert result.ret == pytest.ExitCode.USAGE_ERROR, shown
     assert "ConfigError: " in shown and "models.nurse.colour: unknown key" in shown
     assert "Traceback" not in shown and "_hookexec" not in shown
+
+
+def test_two_task_files_collect_side_by_side(pytester):
+    for name in ("meqsum", "mednli"):
+        shutil.copy(REPO / "examples" / "task-files" / f"{name}.task.toml", pytester.path)
+    for path in pytester.path.glob("*.task.toml"):  # their data: the shipped fixtures, by name
+        path.write_text(path.read_text().replace("../../fixtures/", str(REPO / "fixtures") + "/"))
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--collect-only", "-q", "--model", "smollm2")
+    assert result.ret == pytest.ExitCode.OK, result.stdout.str()
+    ids = [line for line in result.stdout.lines if "::" in line]
+    assert any("test_meqsum_file[smollm2-rougeL]" in i for i in ids) and any("test_mednli_file[smollm2-accuracy]" in i for i in ids)

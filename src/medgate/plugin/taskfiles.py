@@ -12,10 +12,6 @@ from medgate.core.errors import MedgateError
 from medgate.tasks.taskfile import load_task_file
 
 
-def _test(medgate_task: Any, metric: str) -> None:
-    medgate_task.gate(metric)
-
-
 class TaskFileModule(pytest.Module):
     """A pytest module whose object is built from the task file instead of imported: the same
     fixtures, parametrisation, -k selection and reports as a Python task module."""
@@ -28,6 +24,9 @@ class TaskFileModule(pytest.Module):
         module = types.ModuleType(f"taskfile_{task.name}")
         module.__file__ = str(self.path)
         module.TASK = task  # type: ignore[attr-defined]
-        test = pytest.mark.parametrize("metric", task.metric_names)(_test)
-        setattr(module, f"test_{task.name}", test)
+        def test(medgate_task: Any, metric: str) -> None:  # a new function per file: marks live on it
+            medgate_task.gate(metric)
+
+        test.__name__ = test.__qualname__ = f"test_{task.name}"
+        setattr(module, test.__name__, pytest.mark.parametrize("metric", task.metric_names)(test))
         return module
