@@ -245,3 +245,18 @@ def test_two_task_files_collect_side_by_side(pytester):
     assert result.ret == pytest.ExitCode.OK, result.stdout.str()
     ids = [line for line in result.stdout.lines if "::" in line]
     assert any("test_meqsum_file[smollm2-rougeL]" in i for i in ids) and any("test_mednli_file[smollm2-accuracy]" in i for i in ids)
+
+
+def test_own_task_data_parallel_limit_and_rejudge(pytester):
+    """Two workers share the team task's prompts (data-parallel: more workers than models), with
+    --limit; --rejudge then recomputes the same verdicts from the cache without an engine."""
+    team_project(pytester)
+    first = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--model", "nurse", "-n", "2", "--limit", "10")
+    assert first.ret == pytest.ExitCode.OK, first.stdout.str()
+    scored = by_metric(pytester, model="nurse")
+    assert scored["accuracy"]["provenance"]["n_items"] == 10 and scored["accuracy"]["provenance"]["limit"] == 10
+    again = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--model", "nurse", "--rejudge", "--limit", "10")
+    assert again.ret == pytest.ExitCode.OK, again.stdout.str()
+    rejudged = by_metric(pytester, model="nurse")
+    assert {m: o["value"] for m, o in rejudged.items()} == {m: o["value"] for m, o in scored.items()}
+    assert rejudged["accuracy"]["provenance"]["cached_items"] == 10
