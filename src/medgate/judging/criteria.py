@@ -5,8 +5,6 @@ metric that no collected task has is an error naming the known ones."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -39,9 +37,6 @@ class Criteria:
     def margin_for(self, task: str, metric: str, spec: MetricSpec) -> float:
         return self.margins.get(task, {}).get(metric, spec.default_margin())
 
-    def gated(self) -> bool:
-        return any(self.thresholds.values())
-
     def resolved(self) -> dict[str, Any]:
         """Everything that decides a verdict, as plain data (run records, attestations)."""
         return {"gate_on": self.gate_on, "tolerance": self.tolerance, "regression": self.regression,
@@ -51,51 +46,49 @@ class Criteria:
                 "margins": {t: dict(m) for t, m in sorted(self.margins.items())},
                 "expected_failures": dict(sorted(self.expected_failures.items()))}
 
-    def digest(self) -> str:
-        text = json.dumps(self.resolved(), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-        return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
-
 
 def check_criteria(raw: Mapping[str, Any], key: str, path: Path,
                    metrics: Mapping[str, Mapping[str, MetricSpec]] | None) -> Criteria:
     """A model's criteria from its (type-checked) models.toml entry, every task and metric
     checked against ``metrics`` (task -> metric -> spec, the run's catalogue); None: as written,
     unchecked (to recompute a recorded run's criteria digest, whose tasks may not be installed)."""
-    if metrics is None:
-        tables = {t: {task: {m: float(x) for m, x in v.items()} for task, v in raw.get(t, {}).items()}
-                  for t in ("thresholds", "tolerances", "margins")}
-        return Criteria(**{n: raw[n] for n in SCALARS if n in raw}, **tables,
-                        expected_failures=dict(raw.get("expected_failures", {})))
 
     def fail(where: str, message: str) -> ConfigError:
         return ConfigError(f"{path}: {where}: {message}")
 
-    known_tasks = ", ".join(metrics) or "(none)"
+    def check_task(task: str, where: str) -> None:
+        if metrics is not None and task not in metrics:
+            raise fail(where, f"unknown task (known: {', '.join(metrics) or '(none)'})")
+
     tables: dict[str, dict[str, dict[str, float]]] = {}
     for table in ("thresholds", "tolerances", "margins"):
         tables[table] = {}
         for task, values in raw.get(table, {}).items():
             task_key = f"{key}.{table}.{task}"
-            if task not in metrics:
-                raise fail(task_key, f"unknown task (known: {known_tasks})")
-            specs = metrics[task]
+            check_task(task, task_key)
             tables[table][task] = {}
             for metric, value in values.items():
-                if metric not in specs:
-                    raise fail(f"{task_key}.{metric}", f"unknown metric (known for {task}: {', '.join(specs)})")
-                low, high = specs[metric].bounds
-                drop = table != "thresholds"
-                if drop:
-                    low, high = 0.0, high - low
-                if not low <= value <= high:
-                    where = "allowed drop" if drop else "metric's range"
-                    raise fail(f"{task_key}.{metric}", f"{value} is outside the {where} [{low}, {high}]")
+                if metrics is not None:
+                    _check_value(metrics[task], table, task, metric, value, f"{task_key}.{metric}", fail)
                 tables[table][task][metric] = float(value)
     for task in raw.get("expected_failures", {}):
-        if task not in metrics:
-            raise fail(f"{key}.expected_failures.{task}", f"unknown task (known: {known_tasks})")
+        check_task(task, f"{key}.expected_failures.{task}")
     scalars = {name: raw[name] for name in SCALARS if name in raw}
     return Criteria(**scalars, **tables, expected_failures=dict(raw.get("expected_failures", {})))
+
+
+def _check_value(specs: Mapping[str, MetricSpec], table: str, task: str, metric: str, value: float, where: str,
+                 fail: Any) -> None:
+    """A known metric, and a value in its range (a threshold) or in [0, span] (an allowed drop)."""
+    if metric not in specs:
+        raise fail(where, f"unknown metric (known for {task}: {', '.join(specs)})")
+    low, high = specs[metric].bounds
+    drop = table != "thresholds"
+    if drop:
+        low, high = 0.0, high - low
+    if not low <= value <= high:
+        bound = "allowed drop" if drop else "metric's range"
+        raise fail(where, f"{value} is outside the {bound} [{low}, {high}]")
 
 
 def resolve_criteria(models_file: Path, model: str, metrics: Mapping[str, Mapping[str, MetricSpec]] | None | str = "installed"

@@ -49,9 +49,6 @@ class RunConfig:
     primary: str | None = None  # --primary TASK.METRIC: the series report's pick (checked after collection)
     signing_key: Path | None = None  # MEDGATE_SIGNING_KEY: the release record's Ed25519 key (checked at start)
 
-    def raw_criteria(self, spec: ModelSpec) -> tuple[str, object]:
-        return self.registry.criteria_of(spec)
-
 
 @dataclass(frozen=True)
 class Against:
