@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 import medgate
-from medgate.core.synthetic import MANIFEST, full_sha256, manifest_text
+from medgate.core.io import file_digest
+from medgate.core.synthetic import MANIFEST, manifest_text
 from tests.conftest import FIXTURES, REPO
 
 HEAVY = ("numpy", "torch", "vllm", "transformers", "medgate.pipeline", "medgate.plugin.session", "medgate.tasks")
@@ -38,7 +39,7 @@ def test_public_api_is_listed_importable_and_light():
 def test_the_synthetic_manifest_lists_exactly_the_shipped_fixtures():
     files = [p for p in FIXTURES.iterdir() if p.is_file()]
     assert MANIFEST.read_text(encoding="utf-8") == manifest_text(files)  # scripts/build_fixtures.py writes it
-    assert len(files) == 6 and all(len(full_sha256(p)) == 64 for p in files)
+    assert len(files) == 6 and all(len(file_digest(p)) == 64 for p in files)
 
 
 def test_the_packaged_default_registry_is_the_repositorys_smollm2():

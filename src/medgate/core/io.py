@@ -26,13 +26,23 @@ def atomic_write(path: Path, data: str | bytes) -> Path:
     return path
 
 
-def file_sha256(path: Path, *, length: int = 20) -> str:
-    """``sha256:<first length hex digits>`` of a file's bytes, read in blocks."""
+def file_digest(path: Path) -> str:
+    """The full sha256 (64 hex digits) of a file's bytes, read in 4 MiB blocks."""
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 22), b""):
             digest.update(block)
-    return "sha256:" + digest.hexdigest()[:length]
+    return digest.hexdigest()
+
+
+def short_hash(hex_digest: str, length: int = 20) -> str:
+    """medgate's dataset hash: ``sha256:<first length hex digits>``."""
+    return "sha256:" + hex_digest[:length]
+
+
+def file_sha256(path: Path, *, length: int = 20) -> str:
+    """``sha256:<first length hex digits>`` of a file's bytes."""
+    return short_hash(file_digest(path), length)
 
 
 def is_safe_name(name: str) -> bool:

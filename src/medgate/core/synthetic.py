@@ -5,19 +5,12 @@ it lives and whatever its folder is called."""
 
 from __future__ import annotations
 
-import hashlib
 from functools import lru_cache
 from pathlib import Path
 
+from medgate.core.io import file_digest
+
 MANIFEST = Path(__file__).resolve().parent.parent / "data" / "synthetic.sha256"
-
-
-def full_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @lru_cache(maxsize=1)
@@ -29,12 +22,12 @@ def shipped_digests() -> frozenset[str]:
     return frozenset(line.split()[0] for line in lines if line.strip() and not line.startswith("#"))
 
 
-def data_source(path: Path) -> str:
-    """"synthetic" for a file medgate ships (by content, not by name or folder), else "user"."""
-    return "synthetic" if full_sha256(path) in shipped_digests() else "user"
+def data_source(hex_digest: str) -> str:
+    """"synthetic" for a file medgate ships (by its full sha256, not by name or folder), else "user"."""
+    return "synthetic" if hex_digest in shipped_digests() else "user"
 
 
 def manifest_text(files: list[Path]) -> str:
     lines = ["# sha256 of the synthetic data files medgate ships (scripts/build_fixtures.py writes this)"]
-    lines += [f"{full_sha256(p)}  {p.name}" for p in sorted(files, key=lambda p: p.name)]
+    lines += [f"{file_digest(p)}  {p.name}" for p in sorted(files, key=lambda p: p.name)]
     return "\n".join(lines) + "\n"

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from medgate.core.errors import DataError, MedgateError, MissingDataFile
-from medgate.core.io import file_sha256
+from medgate.core.io import file_digest, short_hash
 from medgate.core.synthetic import data_source
 from medgate.core.types import Chat, GenParams, PromptContext, Sample
 from medgate.tasks.base import TaskSpec, split_fewshot
@@ -75,5 +75,6 @@ def plan_task(task: TaskSpec, data_dir: Path | None, limit: int | None = None,
         raise
     except Exception as exc:  # a loader that breaks on odd data must not take other tasks' generation down
         raise DataError(path, f"task {task.name}: {task.title} data could not be read ({type(exc).__name__}: {exc})") from exc
-    return TaskPlan(task=task, data_path=path, dataset_hash=file_sha256(path), shots=shots, items=items, chats=chats,
-                    prompts=prompts, data_source=data_source(path))
+    digest = file_digest(path)  # one read for the dataset hash and for "is it medgate's own data"
+    return TaskPlan(task=task, data_path=path, dataset_hash=short_hash(digest), shots=shots, items=items, chats=chats,
+                    prompts=prompts, data_source=data_source(digest))

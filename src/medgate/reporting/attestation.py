@@ -15,9 +15,9 @@ import os
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from medgate.core.io import atomic_write, file_sha256
+from medgate.core.io import atomic_write, file_digest, short_hash
 from medgate.core.outcome import Outcome
-from medgate.reporting.digests import (canonical_json, criteria_digest, file_digest, ids_digest, merkle_root, scrub,
+from medgate.reporting.digests import (canonical_json, criteria_digest, ids_digest, merkle_root, scrub,
                                        sha256_hex, unhashed_weights, weights_digest)
 from medgate.reporting.dsse import envelope, load_private_key
 from medgate.reporting.summary import not_gated
@@ -64,8 +64,10 @@ def dataset_digests(record: Mapping[str, Any]) -> dict[str, str]:
         if not path or not str(short or "").startswith("sha256:") or short in out:
             continue
         file = Path(str(path))
-        if file.is_file() and file_sha256(file, length=len(str(short)) - len("sha256:")) == short:
-            out[str(short)] = file_digest(file)
+        if file.is_file():
+            full = file_digest(file)  # one read: the full digest, and whether it is still the file the run read
+            if short_hash(full, len(str(short)) - len("sha256:")) == short:
+                out[str(short)] = full
     return out
 
 

@@ -20,6 +20,7 @@ from typing import Any, Mapping, Sequence
 from urllib.parse import urlsplit, urlunsplit
 
 from medgate.core.fingerprint import model_files
+from medgate.core.io import file_digest
 
 LEAF_PREFIX = b"\x00"  # RFC 6962 section 2.1: leaves and inner nodes hash with different prefixes,
 NODE_PREFIX = b"\x01"  # so no leaf can pose as a node (second-preimage attacks on the tree)
@@ -44,15 +45,6 @@ def canonical_json(value: Any) -> bytes:
 
 def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def file_digest(path: Path) -> str:
-    """The full sha256 (64 hex digits) of a file, read in 4 MiB blocks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def criteria_digest(criteria: Mapping[str, Any]) -> str:

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
-from medgate.core.io import file_sha256
+from medgate.core.io import file_digest, file_sha256
 from medgate.reporting.attestation import PREDICATE_TYPE, STATEMENT_TYPE
-from medgate.reporting.digests import (canonical_json, criteria_digest, file_digest, merkle_root, sha256_hex,
+from medgate.reporting.digests import (canonical_json, criteria_digest, merkle_root, sha256_hex,
                                        weights_digest)
 from medgate.reporting.dsse import PAYLOAD_TYPE, check_signatures, open_envelope
 
