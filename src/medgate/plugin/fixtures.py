@@ -11,14 +11,12 @@ import pytest
 
 from medgate.core.errors import ConfigError, MedgateError, MissingDataFile
 from medgate.models.spec import ModelSpec
-from medgate.plugin.flags import STATE
+from medgate.plugin.flags import MODEL_FIXTURE, STATE
 from medgate.plugin.session import module_task
 from medgate.plugin.state import OUTCOME_PROPERTY, GateKey, RunState, quiet_capture
 from medgate.reporting.junit import junit_properties
 from medgate.plugin.taskgate import ModelGate, PairGate, TaskGate, error_outcome, skipped_outcome
 from medgate.tasks.base import TaskSpec
-
-MODEL_FIXTURE = "medgate_model"
 
 
 def _model_gate(config: pytest.Config, spec: ModelSpec) -> ModelGate:

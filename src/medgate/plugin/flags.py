@@ -12,6 +12,9 @@ from typing import Any
 import pytest
 
 STATE: Any = pytest.StashKey[Any]()  # the run's RunState, once medgate is active in the session
+MODEL_FIXTURE = "medgate_model"  # the session fixture parametrised with the run's models
+OUTCOME_PROPERTY = "medgate"  # the user_properties key that carries an Outcome (xdist ships it back)
+USAGE_NODE = "medgate::usage"  # the collect report that carries a usage error from an xdist worker
 INI_MODELS_FILE = "medgate_models_file"
 DEFAULTS: dict[str, Any] = {}  # option dest -> its default, filled by add_options
 

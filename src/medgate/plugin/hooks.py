@@ -14,12 +14,9 @@ from typing import Any
 
 import pytest
 
-from medgate.plugin.flags import STATE, add_ini, add_options, asked_for
+from medgate.plugin.flags import MODEL_FIXTURE, OUTCOME_PROPERTY, STATE, USAGE_NODE, add_ini, add_options, asked_for
 
-MODEL_FIXTURE = "medgate_model"
 SUITE_DIR_NAME = "tests_medical"
-OUTCOME_PROPERTY = "medgate"  # the user_properties key that carries an Outcome (state.py: the same)
-USAGE_NODE = "medgate::usage"  # session.py: the same
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -134,7 +131,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     if _active(config):
         from medgate.plugin.session import collected
 
-        collected(config, items, MODEL_FIXTURE, collection_errors=session.testsfailed > 0)
+        collected(config, items, collection_errors=session.testsfailed > 0)
 
 
 @pytest.fixture(scope="session")

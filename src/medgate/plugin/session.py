@@ -12,14 +12,13 @@ import pytest
 from medgate.core.errors import ConfigError
 from medgate.plugin.dataparallel import ShardWorker
 from medgate.plugin.devices import place_worker
-from medgate.plugin.flags import STATE
+from medgate.plugin.flags import MODEL_FIXTURE, STATE, USAGE_NODE
 from medgate.plugin.options import check_collected, read_run_config
 from medgate.plugin.progress import GenerationProgress
 from medgate.plugin.state import Controller, RunState
 from medgate.tasks.base import TaskSpec
 from medgate.tasks.catalogue import builtin_catalogue
 
-USAGE_NODE = "medgate::usage"  # the collect report that carries a usage error from an xdist worker
 
 
 def is_worker(config: pytest.Config) -> bool:
@@ -64,8 +63,7 @@ def module_task(state: RunState, item: Any) -> TaskSpec | None:
     return state.catalogue.tasks.get(task.name, task)
 
 
-def collected(config: pytest.Config, items: list[pytest.Item], model_fixture: str, *,
-              collection_errors: bool = False) -> None:
+def collected(config: pytest.Config, items: list[pytest.Item], *, collection_errors: bool = False) -> None:
     """After -k/-m: the catalogue (built-in, installed and every collected module's TASK), each
     selected key's tasks, and the checks that need them. A problem is a usage error; under xdist a
     worker reports it as one failed collection (the controller turns it into exit 4)."""
@@ -83,9 +81,9 @@ def collected(config: pytest.Config, items: list[pytest.Item], model_fixture: st
         tasks: dict[str, TaskSpec] = {}
         for item in items:
             callspec = getattr(item, "callspec", None)
-            if callspec is None or model_fixture not in callspec.params:
+            if callspec is None or MODEL_FIXTURE not in callspec.params:
                 continue
-            key = state.keys[callspec.params[model_fixture]]
+            key = state.keys[callspec.params[MODEL_FIXTURE]]
             # For users who pass --dist loadgroup; our own scheduler does not need it.
             item.add_marker(pytest.mark.xdist_group(key.model))
             task = module_task(state, item)

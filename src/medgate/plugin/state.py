@@ -19,7 +19,7 @@ from medgate.models.spec import ModelSpec
 from medgate.pipeline.board import ShardBoard
 from medgate.pipeline.model_run import ModelRun
 from medgate.pipeline.shards import Shard
-from medgate.plugin.flags import STATE
+from medgate.plugin.flags import OUTCOME_PROPERTY, STATE
 from medgate.plugin.options import RunConfig
 from medgate.reporting.allure import write_run_files
 from medgate.reporting.charts import model_chart
@@ -34,7 +34,6 @@ from medgate.reporting.table import write_models_table
 from medgate.tasks.base import TaskSpec
 from medgate.tasks.catalogue import Catalogue
 
-OUTCOME_PROPERTY = "medgate"  # the user_properties key that carries an Outcome (xdist ships it back)
 ITEMS_PROPERTY = "medgate_items"  # ... and a model's per-item scores of a task (ids and numbers only)
 
 
