@@ -260,3 +260,18 @@ def test_own_task_data_parallel_limit_and_rejudge(pytester):
     rejudged = by_metric(pytester, model="nurse")
     assert {m: o["value"] for m, o in rejudged.items()} == {m: o["value"] for m, o in scored.items()}
     assert rejudged["accuracy"]["provenance"]["cached_items"] == 10
+
+
+def test_a_scorer_that_rejects_an_empty_answer_leaves_only_the_trivial_baselines_out(pytester):
+    """The trivial baselines are a report figure: a team's scorer that fails on the empty
+    baseline answer does not turn its scored task into an error."""
+    team_project(pytester)
+    body = BROKEN.replace("PATH", '"../data/triage.jsonl"').replace("LOADER", LOAD_OK).replace(
+        "SCORER", 'lambda o, s: {"m": 1.0 / len(o)}')
+    (pytester.path / "tests" / "test_broken.py").write_text(body)
+    pytester.runpytest_subprocess("-p", "no:cacheprovider", "--model", "nurse")
+    broken = by_metric(pytester, model="nurse", task="broken")
+    assert broken["m"]["status"] == "no_threshold" and broken["m"]["value"] == pytest.approx(1 / len("Level 3"))
+    note = broken["m"]["provenance"]["notes"]["trivial baselines"]
+    assert note == "not computed: ZeroDivisionError: float division by zero"
+    assert "trivial" not in broken["m"]["provenance"]

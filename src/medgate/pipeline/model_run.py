@@ -281,7 +281,10 @@ class ModelRun:
         result.provenance["generation_seconds"] = round(seconds, 3)
         result.provenance["completion_tokens"] = sum(i.completion_tokens for i in result.items)
         # what constant, empty and echoed answers score on these items (ROUGE, accuracy: no encoder)
-        result.provenance["trivial"] = trivial_baselines(plan.task, plan.items, plan.chats)
+        try:
+            result.provenance["trivial"] = trivial_baselines(plan.task, plan.items, plan.chats)
+        except Exception as exc:  # a report-only figure: a (team's) scorer that rejects an empty answer must not error the task
+            result.provenance.setdefault("notes", {})["trivial baselines"] = f"not computed: {type(exc).__name__}: {exc}"
         return result
 
     def _progress(self, label: str) -> ProgressFactory:
